@@ -1,0 +1,167 @@
+"""Frames to HDF5 shards in parallel, resumable, with a manifest (the library side of `mlip-preprocess`)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from tqdm.auto import tqdm
+
+from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
+from mlip.data.shards import TMP_MARK, is_complete_shard, read_shard_stats, shard_name, write_shard
+from mlip.data.stats import StatSums
+from mlip.io import Frame, expand_paths, iread
+
+STATE_NAME = ".preprocess.json"
+
+
+class PreprocessConflictError(RuntimeError):
+    """The output folder holds shards from a run with other inputs or settings."""
+
+
+def chunk_frames(frames: Iterable[Frame], max_frames: int, max_atoms: int) -> Iterator[list[Frame]]:
+    """Group frames into shards of at most `max_frames` frames and (unless one frame is larger) `max_atoms` atoms."""
+    chunk: list[Frame] = []
+    atoms = 0
+    for frame in frames:
+        if chunk and (len(chunk) >= max_frames or atoms + frame.n_atoms > max_atoms):
+            yield chunk
+            chunk, atoms = [], 0
+        chunk.append(frame)
+        atoms += frame.n_atoms
+    if chunk:
+        yield chunk
+
+
+def input_fingerprint(files: Sequence[Path], settings: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a previous partial run to be resumed."""
+    return {
+        "inputs": [{"path": str(f.resolve()), "bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in files],
+        "settings": settings,
+    }
+
+
+def _clean_temporaries(out: Path) -> None:
+    for stale in out.glob(f"*{TMP_MARK}*"):
+        stale.unlink(missing_ok=True)
+
+
+def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    state = out / STATE_NAME
+    previous = json.loads(state.read_text()) if state.exists() else None
+    has_shards = any(out.glob("shard_*.h5"))
+    if overwrite:
+        for old in itertools.chain(out.glob("shard_*.h5"), [out / MANIFEST_NAME, state]):
+            old.unlink(missing_ok=True)
+    elif previous != fingerprint and (has_shards or (out / MANIFEST_NAME).exists()):
+        raise PreprocessConflictError(
+            f"'{out}' holds shards made from other inputs or settings; pass --overwrite to replace them "
+            "or choose another --out"
+        )
+    _clean_temporaries(out)
+    write_json_atomic(state, fingerprint)
+
+
+def preprocess(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    cutoff: float,
+    shard_size: int = 2000,
+    shard_atoms: int = 250_000,
+    workers: int | None = None,
+    min_distance: float | None = 0.1,
+    overwrite: bool = False,
+    progress: bool = True,
+    **read_options: Any,
+) -> dict[str, Any]:
+    """Read `inputs` (files or folders), write graph shards and `manifest.json` to `out`.
+
+    Shards are written by `workers` processes (default: all cores), each to a temporary
+    file renamed into place when complete. Rerunning after an interruption keeps the
+    finished shards and writes only the missing ones. Returns the manifest.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    files = expand_paths(inputs)
+    settings = {"cutoff": float(cutoff), "shard_size": shard_size, "shard_atoms": shard_atoms,
+                "min_distance": min_distance, "read_options": read_options}
+    fingerprint = input_fingerprint(files, settings)
+    _prepare_output(out, fingerprint, overwrite)
+    workers = workers or os.cpu_count() or 1
+    frames = itertools.chain.from_iterable(iread(f, **read_options) for f in files)
+    chunks = chunk_frames(frames, shard_size, shard_atoms)
+    results: dict[int, StatSums] = {}
+    bar = tqdm(unit=" struct", desc="preprocess", disable=not progress, dynamic_ncols=True)
+
+    def record(index: int, stats: StatSums) -> None:
+        results[index] = stats
+        bar.update(stats.n_frames)
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(shards=len(results), edges_per_s=f"{sum(s.n_edges for s in results.values()) / elapsed:.3g}")
+
+    try:
+        if workers == 1:
+            _run_serial(chunks, out, cutoff, min_distance, record)
+        else:
+            _run_parallel(chunks, out, cutoff, min_distance, workers, record)
+    finally:
+        bar.close()
+        _clean_temporaries(out)
+    total = sum(results.values(), StatSums())
+    shards = [{"file": shard_name(i), "n_frames": s.n_frames, "n_atoms": s.n_atoms, "n_edges": s.n_edges}
+              for i, s in sorted(results.items())]
+    manifest = build_manifest(shards, total, float(cutoff), fingerprint, time.perf_counter() - start)
+    write_json_atomic(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _finished(out: Path, index: int) -> StatSums | None:
+    path = out / shard_name(index)
+    return read_shard_stats(path) if path.exists() and is_complete_shard(path) else None
+
+
+def _run_serial(chunks, out: Path, cutoff: float, min_distance, record) -> None:
+    for index, chunk in enumerate(chunks):
+        stats = _finished(out, index)
+        record(index, stats if stats is not None else write_shard(chunk, out / shard_name(index), cutoff, min_distance))
+
+
+def _worker_init() -> None:
+    # Ctrl-C goes to the parent, which shuts the pool down; workers must not die half-way on their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_parallel(chunks, out: Path, cutoff: float, min_distance, workers: int, record) -> None:
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    pending: dict[cf.Future, int] = {}
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        try:
+            for index, chunk in enumerate(chunks):
+                stats = _finished(out, index)
+                if stats is not None:
+                    record(index, stats)
+                    continue
+                pending[pool.submit(write_shard, chunk, out / shard_name(index), cutoff, min_distance)] = index
+                while len(pending) >= 2 * workers:
+                    _collect(pending, record, cf.FIRST_COMPLETED)
+            while pending:
+                _collect(pending, record, cf.FIRST_COMPLETED)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _collect(pending: dict[cf.Future, int], record, how: str) -> None:
+    done, _ = cf.wait(list(pending), return_when=how)
+    for future in done:
+        index = pending.pop(future)
+        record(index, future.result())
