@@ -41,11 +41,11 @@ def chunk_frames(frames: Iterable[Frame], max_frames: int, max_atoms: int) -> It
 
 
 def input_fingerprint(files: Sequence[Path], settings: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a previous partial run to be resumed."""
-    return {
+    """What must match for a previous partial run to be resumed (JSON-normalised)."""
+    return json.loads(json.dumps({
         "inputs": [{"path": str(f.resolve()), "bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in files],
         "settings": settings,
-    }
+    }))
 
 
 def _clean_temporaries(out: Path) -> None:
