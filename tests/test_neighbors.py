@@ -62,7 +62,7 @@ def test_molecule_without_cell():
     assert np.all(shifts == 0) and np.all(receivers != senders)
 
 
-def test_edges_are_sorted_and_symmetric():
+def test_edges_are_grouped_by_receiver_and_symmetric():
     atoms = bulk("Si", "diamond", a=5.43).repeat(2)
     receivers, senders, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, 4.0)
     assert np.all(np.diff(receivers) >= 0)

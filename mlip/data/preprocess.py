@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+import threadpoolctl
 from tqdm.auto import tqdm
 
 from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
 from mlip.data.shards import TMP_MARK, is_complete_shard, read_shard_stats, shard_name, write_shard
 from mlip.data.stats import StatSums
 from mlip.io import Frame, expand_paths, iread
+from mlip.io.ranges import FrameRange, plan_ranges, read_range, splittable
+from mlip.io.read import ALIASES
 
 STATE_NAME = ".preprocess.json"
 
@@ -38,6 +41,26 @@ def chunk_frames(frames: Iterable[Frame], max_frames: int, max_atoms: int) -> It
         atoms += frame.n_atoms
     if chunk:
         yield chunk
+
+
+def plan_tasks(files: Sequence[Path], shard_size: int, shard_atoms: int,
+               read_options: dict[str, Any]) -> Iterator[FrameRange | list[Frame]]:
+    """One task per shard, in input order: a `FrameRange` that a worker reads itself (extended
+    XYZ, npz), or a list of frames read here (formats that can only be streamed)."""
+    forced = read_options.get("format")
+    forced = ALIASES.get(forced, forced)
+    for file in files:
+        if splittable(file, forced):
+            yield from plan_ranges(file, shard_size, shard_atoms, forced)
+        else:
+            yield from chunk_frames(iread(file, **read_options), shard_size, shard_atoms)
+
+
+def run_task(task: FrameRange | list[Frame], path: Path, cutoff: float, min_distance: float | None,
+             read_options: dict[str, Any]) -> StatSums:
+    """Read the task's frames if needed, then build graphs and write the shard."""
+    frames = read_range(task, **read_options) if isinstance(task, FrameRange) else task
+    return write_shard(frames, path, cutoff, min_distance)
 
 
 def input_fingerprint(files: Sequence[Path], settings: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +119,7 @@ def preprocess(
     fingerprint = input_fingerprint(files, settings)
     _prepare_output(out, fingerprint, overwrite)
     workers = workers or os.cpu_count() or 1
-    frames = itertools.chain.from_iterable(iread(f, **read_options) for f in files)
-    chunks = chunk_frames(frames, shard_size, shard_atoms)
+    tasks = plan_tasks(files, shard_size, shard_atoms, read_options)
     results: dict[int, StatSums] = {}
     bar = tqdm(unit=" struct", desc="preprocess", disable=not progress, dynamic_ncols=True)
 
@@ -109,9 +131,9 @@ def preprocess(
 
     try:
         if workers == 1:
-            _run_serial(chunks, out, cutoff, min_distance, record)
+            _run_serial(tasks, out, cutoff, min_distance, read_options, record)
         else:
-            _run_parallel(chunks, out, cutoff, min_distance, workers, record)
+            _run_parallel(tasks, out, cutoff, min_distance, read_options, workers, record)
     finally:
         bar.close()
         _clean_temporaries(out)
@@ -128,28 +150,33 @@ def _finished(out: Path, index: int) -> StatSums | None:
     return read_shard_stats(path) if path.exists() and is_complete_shard(path) else None
 
 
-def _run_serial(chunks, out: Path, cutoff: float, min_distance, record) -> None:
-    for index, chunk in enumerate(chunks):
+def _run_serial(tasks, out: Path, cutoff: float, min_distance, read_options, record) -> None:
+    for index, task in enumerate(tasks):
         stats = _finished(out, index)
-        record(index, stats if stats is not None else write_shard(chunk, out / shard_name(index), cutoff, min_distance))
+        if stats is None:
+            stats = run_task(task, out / shard_name(index), cutoff, min_distance, read_options)
+        record(index, stats)
 
 
 def _worker_init() -> None:
     # Ctrl-C goes to the parent, which shuts the pool down; workers must not die half-way on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One BLAS/OpenMP thread per worker: idle OpenBLAS threads spin and halve throughput otherwise.
+    threadpoolctl.threadpool_limits(1)
 
 
-def _run_parallel(chunks, out: Path, cutoff: float, min_distance, workers: int, record) -> None:
+def _run_parallel(tasks, out: Path, cutoff: float, min_distance, read_options, workers: int, record) -> None:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     pending: dict[cf.Future, int] = {}
     with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
         try:
-            for index, chunk in enumerate(chunks):
+            for index, task in enumerate(tasks):
                 stats = _finished(out, index)
                 if stats is not None:
                     record(index, stats)
                     continue
-                pending[pool.submit(write_shard, chunk, out / shard_name(index), cutoff, min_distance)] = index
+                future = pool.submit(run_task, task, out / shard_name(index), cutoff, min_distance, read_options)
+                pending[future] = index
                 while len(pending) >= 2 * workers:
                     _collect(pending, record, cf.FIRST_COMPLETED)
             while pending:

@@ -27,7 +27,7 @@ from mlip.io.frame import Frame
 SHARD_FORMAT = "mlip-shard"
 SHARD_VERSION = 1
 TMP_MARK = ".tmp."
-COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
 def shard_name(index: int) -> str:

@@ -20,12 +20,14 @@ LAYOUTS = {
 DEFAULT_UNITS = {"rmd17": "kcal/mol", "md17": "kcal/mol", "plain": "eV"}
 
 
-def read_npz(path: str | Path, energy_unit: str | None = None, require: tuple[str, ...] = ()) -> Iterator[Frame]:
+def read_npz(path: str | Path, energy_unit: str | None = None, require: tuple[str, ...] = (),
+             start: int = 0, stop: int | None = None) -> Iterator[Frame]:
     """Yield frames of an MD17-style npz; energies/forces converted to eV and eV/Å.
 
     rMD17 (`nuclear_charges`, `coords`, `energies`, `forces`) and MD17 (`z`, `R`, `E`, `F`)
     are in kcal/mol and kcal/mol/Å; a plain layout (`numbers`, `positions`, `energy`,
-    `forces`) is taken to be in eV unless `energy_unit` says otherwise.
+    `forces`) is taken to be in eV unless `energy_unit` says otherwise. Only frames
+    [start, stop) are yielded (indices stay those of the whole file).
     """
     source = str(path)
     try:
@@ -54,7 +56,7 @@ def read_npz(path: str | Path, energy_unit: str | None = None, require: tuple[st
         raise InvalidStructureError(f"{len(energies)} energies for {len(coords)} frames", source)
     if forces is not None and (forces.ndim != 3 or forces.shape[0] != len(coords)):
         raise InvalidStructureError(f"forces must have shape (frames, atoms, 3), got {forces.shape}", source)
-    for i in range(len(coords)):
+    for i in range(start, len(coords) if stop is None else min(stop, len(coords))):
         yield Frame(
             numbers=numbers,
             positions=coords[i],

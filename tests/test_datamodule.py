@@ -1,0 +1,92 @@
+"""Dataset, distributed sampling and the Lightning DataModule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mlip.data import DistributedShardSampler, ShardDataModule, ShardDataset, preprocess
+
+
+@pytest.fixture(scope="module")
+def shards(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    preprocess([data_dir / "rmd17_aspirin_train200.npz"], out, cutoff=5.0, shard_size=32, workers=1, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("locality", [True, False])
+def test_ranks_get_disjoint_data_covering_everything(locality):
+    indices = np.arange(100, 203)  # 103 frames: not a multiple of the world size
+    shard_of = indices // 16
+    world = 4
+    streams = []
+    for rank in range(world):
+        sampler = DistributedShardSampler(indices, shard_of, world, rank, seed=3, locality=locality)
+        sampler.set_epoch(2)
+        streams.append(list(sampler))
+    assert all(len(s) == len(streams[0]) == 26 for s in streams)
+    union = set().union(*streams)
+    assert union == set(indices.tolist())
+    assert sum(len(s) for s in streams) - len(union) == 1  # one padding repeat, as DistributedSampler
+    for a in range(world):
+        for b in range(a + 1, world):
+            assert len(set(streams[a]) & set(streams[b])) <= 1
+
+
+def test_epochs_reshuffle_and_are_reproducible():
+    indices, shard_of = np.arange(64), np.arange(64) // 8
+    sampler = DistributedShardSampler(indices, shard_of, seed=0)
+    first = list(sampler)
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first and sorted(sampler) == sorted(first)
+
+
+def test_locality_keeps_shards_contiguous():
+    indices, shard_of = np.arange(64), np.arange(64) // 8
+    order = list(DistributedShardSampler(indices, shard_of, seed=5, locality=True))
+    shard_sequence = [i // 8 for i in order]
+    changes = sum(a != b for a, b in zip(shard_sequence, shard_sequence[1:]))
+    assert changes == 7
+
+
+def test_dataset_locates_frames_across_shards(shards):
+    data = ShardDataset(shards)
+    assert len(data) == 200 and data.cutoff == 5.0
+    assert data.locate(0) == (0, 0) and data.locate(33) == (1, 1) and data.locate(199) == (6, 7)
+    with pytest.raises(IndexError):
+        data[200]
+
+
+def test_datamodule_batches(shards):
+    module = ShardDataModule(shards, val_fraction=0.1, batch_size=16, seed=1)
+    module.setup()
+    assert len(module.train_indices) == 180 and len(module.val_indices) == 20
+    assert not set(module.train_indices) & set(module.val_indices)
+    batches = list(module.train_dataloader())
+    assert len(batches) == 12 and sum(b.num_graphs for b in batches) == 180
+    batch = batches[0]
+    assert batch.positions.shape == (16 * 21, 3) and batch.energy.shape == (16,)
+    assert torch.all(batch.edge_vectors().norm(dim=1) < 5.0)
+    val = list(module.val_dataloader())
+    assert sum(b.num_graphs for b in val) == 20
+    assert module.manifest["elements"] == ["H", "C", "O"]
+
+
+def test_worker_processes_load_their_own_shards(shards):
+    module = ShardDataModule(shards, val_fraction=0.1, batch_size=20, num_workers=2)
+    energies = torch.cat([b.energy for b in module.train_dataloader()])
+    module_serial = ShardDataModule(shards, val_fraction=0.1, batch_size=20, num_workers=0)
+    serial = torch.cat([b.energy for b in module_serial.train_dataloader()])
+    assert torch.equal(energies, serial)
+
+
+def test_datamodule_under_two_ranks_splits_training_data(shards, monkeypatch):
+    seen = []
+    for rank in range(2):
+        module = ShardDataModule(shards, val_fraction=0.1, batch_size=10)
+        monkeypatch.setattr(module, "_world", lambda rank=rank: (2, rank))
+        seen.append({float(e) for b in module.train_dataloader() for e in b.energy})
+    assert len(seen[0]) == len(seen[1]) == 90 and not seen[0] & seen[1]
