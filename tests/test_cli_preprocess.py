@@ -21,7 +21,7 @@ def test_preprocess_shipped_data(data_dir, tmp_path, capsys):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["n_structures"] == 100 and manifest["elements"] == ["H", "C", "O"]
     output = capsys.readouterr().out
-    assert "100 structures" in output and "mlip-train" in output
+    assert "100 structures" in output and "next:" in output
 
 
 def test_bad_input_exits_non_zero_with_reason(tmp_path, capsys):

@@ -96,3 +96,20 @@ def test_bad_mptrj_record(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps([{"structure": {"not": "a structure"}}]))
     _raises(path, "not a valid pymatgen structure")
+
+
+def test_disordered_mptrj_site_is_refused(tmp_path):
+    structure = {"lattice": {"matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 3]]},
+                 "sites": [{"species": [{"element": "Si", "occu": 0.5}, {"element": "Ge", "occu": 0.5}],
+                            "abc": [0, 0, 0]}]}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps([{"structure": structure, "uncorrected_total_energy": -1.0}]))
+    _raises(path, "site 0 is disordered")
+
+
+def test_unknown_element_in_mptrj(tmp_path):
+    structure = {"lattice": {"matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 3]]},
+                 "sites": [{"species": [{"element": "Qq", "occu": 1}], "abc": [0, 0, 0]}]}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps([{"structure": structure}]))
+    _raises(path, "unknown element symbol 'Qq'")

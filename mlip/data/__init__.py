@@ -1,18 +1,22 @@
-"""HDF5 shards and feeding them: `preprocess`, `ShardDataset`, `ShardDataModule`."""
+"""HDF5 shards and feeding them: `preprocess`, `ShardDataset`, `ShardDataModule`.
+
+Preprocessing does not import torch; the sampler and DataModule (torch, Lightning) are
+imported when first asked for.
+"""
 
 from mlip.data.dataset import ShardDataset
 from mlip.data.manifest import load_manifest
 from mlip.data.preprocess import preprocess
-from mlip.data.sampler import DistributedShardSampler
 from mlip.data.shards import ShardReader, write_shard
+
+_LAZY = {"ShardDataModule": "mlip.data.datamodule", "DistributedShardSampler": "mlip.data.sampler"}
 
 
 def __getattr__(name: str):
-    # The DataModule pulls in Lightning; import it only when asked.
-    if name == "ShardDataModule":
-        from mlip.data.datamodule import ShardDataModule
+    if name in _LAZY:
+        import importlib
 
-        return ShardDataModule
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mlip.data' has no attribute '{name}'")
 
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({manifest['n_structures'] / max(seconds, 1e-9):.0f} structures/s)\n"
         f"elements {' '.join(manifest['elements'])}; mean neighbours {manifest['mean_neighbors']:.1f}; "
         f"force RMS {manifest['force_rms']:.3f} eV/Å\n"
-        f"next: train on it with  mlip-train --data {args.out}"
+        f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png"
     )
     return 0
 

@@ -16,8 +16,32 @@ import numpy as np
 
 from mlip.io.errors import InvalidStructureError
 from mlip.io.frame import Frame
-from mlip.io.pymatgen_reader import frame_from_structure, structure_from_dict
 from mlip.io.units import KBAR
+
+
+def frame_from_structure_dict(structure: dict, source: str | None, index: int | None) -> Frame:
+    """A `Frame` from a pymatgen `Structure.as_dict()` record, parsed directly (~20x faster than
+    `Structure.from_dict`). Ordered structures only: a disordered site raises."""
+    from ase.data import atomic_numbers
+
+    try:
+        lattice = structure["lattice"]
+        cell = np.asarray(lattice["matrix"], dtype=float)
+        numbers, positions = [], []
+        for k, site in enumerate(structure["sites"]):
+            species = site["species"]
+            if len(species) != 1 or abs(float(species[0].get("occu", 1.0)) - 1.0) > 1e-8:
+                raise InvalidStructureError(f"site {k} is disordered ({species}); only ordered structures can be used",
+                                            source, index)
+            symbol = species[0]["element"]
+            if symbol not in atomic_numbers:
+                raise InvalidStructureError(f"unknown element symbol '{symbol}' at site {k}", source, index)
+            numbers.append(atomic_numbers[symbol])
+            positions.append(site["xyz"] if "xyz" in site else np.asarray(site["abc"], dtype=float) @ cell)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InvalidStructureError(f"not a valid pymatgen structure ({type(exc).__name__}: {exc})", source, index) from exc
+    return Frame(numbers=np.array(numbers, dtype=np.int64), positions=np.array(positions, dtype=float).reshape(-1, 3),
+                 cell=cell, pbc=lattice.get("pbc", (True, True, True)), source=source, index=index)
 
 
 def _records(data: Any) -> Iterator[tuple[str, dict]]:
@@ -59,7 +83,7 @@ def read_mptrj(
         for label in require:
             if record.get(keys[label]) is None:
                 raise InvalidStructureError(f"record '{name}' is missing requested label '{keys[label]}'", source, index)
-        frame = frame_from_structure(structure_from_dict(record["structure"], source, index), source, index)
+        frame = frame_from_structure_dict(record["structure"], source, index)
         stress = record.get(stress_key)
         yield frame.with_labels(
             energy=record.get(energy_key),

@@ -1,4 +1,4 @@
-"""Unlabelled crystals (CIF, POSCAR/CONTCAR) and pymatgen structure dicts."""
+"""Unlabelled crystals from CIF and POSCAR/CONTCAR files, via pymatgen."""
 
 from __future__ import annotations
 
@@ -23,16 +23,6 @@ def frame_from_structure(structure: Any, source: str | None = None, index: int |
     except AttributeError as exc:  # disordered sites have compositions, not one species
         raise InvalidStructureError(f"disordered or unknown species cannot be used ({exc})", source, index) from exc
     return Frame(numbers=numbers, positions=structure.cart_coords, cell=cell, pbc=pbc, source=source, index=index)
-
-
-def structure_from_dict(record: dict, source: str | None, index: int | None) -> Any:
-    """Parse a pymatgen `Structure.as_dict()` record; errors name the file and frame."""
-    from pymatgen.core import Structure
-
-    try:
-        return Structure.from_dict(record)
-    except Exception as exc:
-        raise InvalidStructureError(f"not a valid pymatgen structure ({type(exc).__name__}: {exc})", source, index) from exc
 
 
 def read_pymatgen(path: str | Path, format: str | None = None) -> Iterator[Frame]:
