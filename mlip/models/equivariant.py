@@ -1,0 +1,65 @@
+"""`EquivariantNetwork`: E(3)-equivariant message passing (NequIP/MACE family) → per-atom energies."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from mlip.nn.interaction import InteractionBlock
+from mlip.nn.irreps import hidden_irreps
+
+
+class EquivariantNetwork(nn.Module):
+    """Species embedding, `num_layers` interaction blocks, scalar readouts summed over layers.
+
+    Node features are `channels` copies of every l ≤ `lmax` (0..3); edges carry spherical
+    harmonics up to `sh_lmax` (default `lmax`) and radial functions per path and channel:
+    `radial="spline"` (Facet-style cubic B-splines, default) or `"mlp"` (Bessel + MLP).
+
+    Inputs are species indices and edge vectors only, so the energy is invariant to
+    translations by construction and to rotations/reflections through e3nn's exact algebra.
+
+    Shapes: species (N,) int64 in [0, num_species), edge_vectors (E, 3) Å, receivers/senders (E,)
+            → per-atom energies (N,) in the network's units (the `Potential` scales them to eV).
+    """
+
+    def __init__(self, num_species: int, cutoff: float, channels: int = 32, lmax: int = 2, sh_lmax: int | None = None,
+                 num_layers: int = 2, correlation: int = 3, radial: str = "spline", num_basis: int = 8,
+                 radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
+                 nonlinearity: str = "gate", readout_hidden: int = 16):
+        super().__init__()
+        if not 0 <= lmax <= 3:
+            raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.num_species, self.cutoff = num_species, float(cutoff)
+        self.sh_irreps = o3.Irreps.spherical_harmonics(lmax if sh_lmax is None else sh_lmax)
+        scalars = o3.Irreps(f"{channels}x0e")
+        self.embedding = o3.Linear(o3.Irreps(f"{num_species}x0e"), scalars)
+        self.blocks = nn.ModuleList()
+        self.readouts = nn.ModuleList()
+        irreps = scalars
+        for layer in range(num_layers):
+            last = layer == num_layers - 1
+            irreps_out = scalars if last else hidden_irreps(channels, lmax)
+            block = InteractionBlock(irreps, irreps_out, self.sh_irreps, num_species, cutoff, radial, num_basis,
+                                     tuple(radial_hidden), avg_num_neighbors, correlation, nonlinearity)
+            self.blocks.append(block)
+            readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
+                                     o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))
+                       if last else o3.Linear(irreps_out, o3.Irreps("0e")))
+            self.readouts.append(readout)
+            irreps = irreps_out
+
+    def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
+                senders: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(species, self.num_species).to(edge_vectors.dtype)
+        lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
+        edge_sh = o3.spherical_harmonics(self.sh_irreps, edge_vectors, normalize=True, normalization="component")
+        node_feats = self.embedding(onehot)
+        energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
+        for block, readout in zip(self.blocks, self.readouts):
+            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders)
+            energy = energy + readout(node_feats).squeeze(-1)
+        return energy

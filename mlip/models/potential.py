@@ -1,0 +1,98 @@
+"""`Potential`: any per-atom-energy network → total energy, forces and stress (eV, eV/Å, eV/Å³)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from mlip.graph.batch import GraphBatch
+
+
+class UnknownElementError(ValueError):
+    """The structure holds an element the potential was not trained on."""
+
+
+class Potential(nn.Module):
+    """E = Σ_i [ scale · ε_i + shift + E0(Z_i) ], forces = −∂E/∂r, stress = (1/V) ∂E/∂ε.
+
+    `network(species, edge_vectors, receivers, senders) -> (N,)` gives ε_i; every
+    architecture gets identical forces and stress from this one wrapper. Stress uses a
+    symmetric strain ε applied to positions and cell (r → r(1+ε), cell → cell(1+ε)); ASE's
+    sign convention, NaN for structures without a volume (molecules).
+
+    Args:
+        network: the per-atom energy model.
+        atomic_numbers: the elements it knows, e.g. [1, 6, 8]; species index = position here.
+        cutoff: neighbour cutoff, Å (graphs must be built with it).
+        reference_energies: eV per element (e.g. the shard manifest's least-squares fit).
+        scale, shift: eV; per-atom energy = scale · ε_i + shift (+ reference). `learn_scale_shift`
+            makes them trainable.
+    """
+
+    def __init__(self, network: nn.Module, atomic_numbers: list[int], cutoff: float,
+                 reference_energies: Mapping[int, float] | None = None, scale: float = 1.0, shift: float = 0.0,
+                 learn_scale_shift: bool = False):
+        super().__init__()
+        self.network = network
+        self.atomic_numbers = [int(z) for z in atomic_numbers]
+        self.cutoff = float(cutoff)
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(self.atomic_numbers)] = torch.arange(len(self.atomic_numbers))
+        self.register_buffer("species_of_z", table, persistent=False)
+        references = reference_energies or {}
+        self.register_buffer("reference", torch.tensor([float(references.get(z, 0.0)) for z in self.atomic_numbers]))
+        scale_t, shift_t = torch.tensor(float(scale)), torch.tensor(float(shift))
+        if learn_scale_shift:
+            self.scale, self.shift = nn.Parameter(scale_t), nn.Parameter(shift_t)
+        else:
+            self.register_buffer("scale", scale_t)
+            self.register_buffer("shift", shift_t)
+
+    def species(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Species indices (N,) of atomic numbers; raises `UnknownElementError` for other elements."""
+        species = self.species_of_z[numbers]
+        if bool((species < 0).any()):
+            from ase.data import chemical_symbols
+
+            unknown = sorted({chemical_symbols[int(z)] for z in numbers[species < 0].unique()})
+            known = [chemical_symbols[z] for z in self.atomic_numbers]
+            raise UnknownElementError(f"this potential was trained on {known} and cannot handle {unknown}")
+        return species
+
+    def forward(self, batch: GraphBatch, forces: bool = True, stress: bool = False,
+                create_graph: bool | None = None) -> dict[str, torch.Tensor]:
+        """Energies (B,), per-atom energies (N,), and forces (N, 3) / stress (B, 3, 3) when asked.
+
+        `create_graph` (default: `self.training`) keeps the derivative graph for force losses.
+        """
+        if batch.positions.dtype != self.reference.dtype:
+            batch = batch.to(dtype=self.reference.dtype)
+        species = self.species(batch.numbers)
+        leaf = batch.positions.detach().requires_grad_(True) if forces else batch.positions
+        positions, cell, strain = leaf, batch.cell, None
+        if stress:
+            strain = torch.zeros_like(cell, requires_grad=True)
+            symmetric = 0.5 * (strain + strain.transpose(1, 2))
+            positions = positions + torch.einsum("ni,nij->nj", positions, symmetric[batch.batch])
+            cell = cell + torch.bmm(cell, symmetric)
+        offsets = torch.einsum("ek,ekl->el", batch.shifts, cell[batch.edge_batch])
+        vectors = positions[batch.senders] - positions[batch.receivers] + offsets
+        node = self.network(species, vectors, batch.receivers, batch.senders)
+        node_energy = self.scale * node + self.shift + self.reference[species]
+        energy = torch.zeros(batch.num_graphs, dtype=node_energy.dtype, device=node_energy.device)
+        energy = energy.index_add(0, batch.batch, node_energy)
+        out = {"energy": energy, "node_energy": node_energy}
+        inputs = ([leaf] if forces else []) + ([strain] if stress else [])
+        if inputs:
+            keep = self.training if create_graph is None else create_graph
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=keep, allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+            if forces:
+                out["forces"] = -grads[0]
+            if stress:
+                volume = torch.linalg.det(batch.cell).abs()
+                volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
+                out["stress"] = grads[-1] / volume[:, None, None]
+        return out

@@ -1,0 +1,1 @@
+"""Building blocks: radial bases, cutoff envelopes, equivariant convolution, product basis, interaction."""

@@ -1,0 +1,63 @@
+"""One message-passing layer of the equivariant network."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import nn as enn
+from e3nn import o3
+from torch import nn
+
+from mlip.nn.message import EquivariantConvolution
+from mlip.nn.product import ProductBasis
+
+
+def gated(irreps: o3.Irreps) -> tuple[o3.Irreps, nn.Module]:
+    """A gate nonlinearity for `irreps` and the irreps its input needs (scalars + gates + the rest)."""
+    scalars = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l == 0])
+    others = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
+    if not others:  # scalars only: a plain SiLU
+        return irreps, enn.Activation(irreps, [torch.nn.functional.silu] * len(irreps))
+    gates = o3.Irreps([(mul, "0e") for mul, _ in others])
+    gate = enn.Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates,
+                    [torch.sigmoid] * len(gates), others)
+    return gate.irreps_in, gate
+
+
+class InteractionBlock(nn.Module):
+    """h ← σ( Linear(ProductBasis(Linear(conv(Linear(h))))) + SkipTP(h, species) ).
+
+    conv: `EquivariantConvolution` (spline or Bessel+MLP radial); ProductBasis raises the body
+    order; the skip connection is a tensor product with the one-hot species (NequIP's
+    self-connection); σ is a gate (scalars: SiLU; l > 0: scaled by sigmoid-gated scalars) or
+    identity.
+
+    Shapes: node_feats (N, irreps_in.dim), species_onehot (N, S), edge_sh (E, ·), lengths (E,)
+            → (N, irreps_out.dim).
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, sh_irreps: o3.Irreps, num_species: int,
+                 cutoff: float, radial: str = "spline", num_basis: int = 8, radial_hidden: tuple[int, ...] = (64, 64),
+                 avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate"):
+        super().__init__()
+        lmax = max(ir.l for _, ir in irreps_out)
+        self.up = o3.Linear(irreps_in, irreps_in)
+        self.conv = EquivariantConvolution(irreps_in, sh_irreps, lmax, cutoff, radial, num_basis, radial_hidden,
+                                           avg_num_neighbors)
+        self.mix = o3.Linear(self.conv.irreps_out, irreps_out)
+        self.product = ProductBasis(irreps_out, correlation)
+        species = o3.Irreps(f"{num_species}x0e")
+        if nonlinearity == "gate":
+            gate_in, self.activation = gated(irreps_out)
+        elif nonlinearity == "none":
+            gate_in, self.activation = irreps_out, nn.Identity()
+        else:
+            raise ValueError(f"nonlinearity must be 'gate' or 'none', got '{nonlinearity}'")
+        self.down = o3.Linear(irreps_out, gate_in)
+        self.skip = o3.FullyConnectedTensorProduct(irreps_in, species, gate_in)
+        self.irreps_out = irreps_out
+
+    def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,
+                lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
+        messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders)
+        features = self.down(self.product(self.mix(messages)))
+        return self.activation(features + self.skip(node_feats, species_onehot))

@@ -1,0 +1,106 @@
+"""Radial functions: distance → tensor-product weights, one weight per path and channel.
+
+`SplineRadial` (default) follows Facet (Miklaucic et al. 2025): a small fixed basis of the
+distance with its own learnable linear coefficients for every path and channel, no hidden
+layer. The basis here is uniform cubic B-splines whose supports end at the cutoff, so every
+weight goes to zero there with two vanishing derivatives and no envelope is needed.
+`BesselMLPRadial` is the NequIP/MACE reference: Bessel functions times an envelope, then an MLP.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mlip.nn.cutoff import PolynomialEnvelope
+
+
+def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
+    """The cardinal cubic B-spline on its support [0, 4] (zero outside); C² everywhere."""
+    x1, x2, x3 = x - 1.0, x - 2.0, x - 3.0
+    pieces = torch.stack([x**3, -3 * x1**3 + 3 * x1**2 + 3 * x1 + 1, 3 * x2**3 - 6 * x2**2 + 4, (1 - x3) ** 3]) / 6.0
+    segment = torch.clamp(torch.floor(x), 0, 3).long()
+    value = pieces.gather(0, segment.unsqueeze(0)).squeeze(0)
+    return torch.where((x >= 0) & (x < 4), value, torch.zeros_like(value))
+
+
+class BSplineBasis(nn.Module):
+    """K uniform cubic B-splines B_k(r) = B((r − t_k) / h), h = r_cut / K, t_k = (k − 3) h.
+
+    Every support ends at or before r_cut, so any combination vanishes at the cutoff with
+    its first two derivatives. Shapes: r (E,) Å → (E, K).
+    """
+
+    def __init__(self, cutoff: float, num_basis: int = 8):
+        super().__init__()
+        if num_basis < 4:
+            raise ValueError(f"a cubic B-spline basis needs num_basis >= 4, got {num_basis}")
+        self.cutoff, self.num_basis = float(cutoff), int(num_basis)
+        self.register_buffer("starts", (torch.arange(num_basis, dtype=torch.get_default_dtype()) - 3.0))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        h = self.cutoff / self.num_basis
+        return cubic_bspline(r.unsqueeze(-1) / h - self.starts.to(r.dtype))
+
+
+class SplineRadial(nn.Module):
+    """Per-path, per-channel spline in r: weights = B(r) @ C, C of shape (K, weight_numel).
+
+    Shapes: r (E,) Å → (E, weight_numel).
+    """
+
+    def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8):
+        super().__init__()
+        self.basis = BSplineBasis(cutoff, num_basis)
+        # Σ_k B_k(r)² ≈ 0.48 inside the grid: scale so that the weights start with unit variance.
+        self.coefficients = nn.Parameter(torch.randn(num_basis, weight_numel) / math.sqrt(0.48))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.basis(r) @ self.coefficients
+
+
+class BesselBasis(nn.Module):
+    """sqrt(2 / r_cut) sin(n π r / r_cut) / r, n = 1..K (Klicpera et al. 2020). Shapes: (E,) → (E, K)."""
+
+    def __init__(self, cutoff: float, num_basis: int = 8):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.register_buffer("frequencies", torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r.unsqueeze(-1)
+        return math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies.to(r.dtype) * r) / r
+
+
+class BesselMLPRadial(nn.Module):
+    """Bessel basis × polynomial envelope → bias-free SiLU MLP → weights (zero at the cutoff).
+
+    Shapes: r (E,) Å → (E, weight_numel).
+    """
+
+    def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8, hidden: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.basis = BesselBasis(cutoff, num_basis)
+        self.envelope = PolynomialEnvelope(cutoff)
+        sizes = [num_basis, *hidden, weight_numel]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b, bias=False))
+            if i < len(sizes) - 2:
+                layers.append(nn.SiLU())
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.basis(r) * self.envelope(r).unsqueeze(-1))
+
+
+def build_radial(kind: str, cutoff: float, weight_numel: int, num_basis: int = 8,
+                 hidden: tuple[int, ...] = (64, 64)) -> nn.Module:
+    """`kind` is "spline" (Facet-style, default) or "mlp" (Bessel + MLP, the NequIP/MACE reference)."""
+    if kind == "spline":
+        return SplineRadial(cutoff, weight_numel, num_basis)
+    if kind == "mlp":
+        return BesselMLPRadial(cutoff, weight_numel, num_basis, hidden)
+    raise ValueError(f"radial must be 'spline' or 'mlp', got '{kind}'")
