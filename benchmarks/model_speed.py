@@ -1,0 +1,126 @@
+"""EquivariantPotential forward+backward (energy + forces) cost, spline vs MLP radial, float32 vs
+float64, against MACE of comparable size in the same run.
+
+    python -m benchmarks.model_speed [--sizes 64 512 4096] [--mace-python .bench/mace/bin/python]
+
+mlip: the `equivariant_medium` preset (32 channels, l ≤ 1, correlation 3, 2 layers, 5 Å), the
+size of the CPU MACE model in docs/BENCHMARKS.md (num_channels 32, max_L 1, correlation 3,
+2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
+energy+forces call on a prebuilt graph (graph building reported apart), and peak memory above
+the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = [("spline", "float32"), ("mlp", "float32"), ("spline", "float64"), ("mlp", "float64")]
+
+
+def run_one(system: str, radial: str, dtype_name: str) -> dict:
+    """Time one configuration in this process (called through --worker)."""
+    import torch
+
+    from benchmarks.systems import systems
+    from mlip.graph import GraphBatch
+    from mlip.io import Frame
+    from mlip.models import build_potential
+    from mlip.models.presets import load_preset
+
+    atoms = systems()[system] if system in ("aspirin",) else systems((int(system[2:]),))[system]
+    options = load_preset("equivariant_medium")
+    options.update(radial=radial, avg_num_neighbors=20.0)
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(0)
+    elements = sorted(set(atoms.numbers.tolist()))
+    potential = build_potential(elements=elements, dtype=dtype, **options).eval()
+    frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc)
+    start = time.perf_counter()
+    batch = GraphBatch.from_frames([frame], options["cutoff"]).to(dtype=dtype)
+    graph_ms = (time.perf_counter() - start) * 1e3
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    repeats = max(3, min(30, 3000 // len(atoms)))
+    times = []
+    for k in range(repeats + 2):
+        start = time.perf_counter()
+        out = potential(batch, forces=True)
+        out["forces"].sum().item()
+        if k >= 2:
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"package": "mlip", "model": f"equivariant-{radial}", "dtype": dtype_name, "system": system,
+            "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
+            "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,
+            "peak_mem_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024,
+            "parameters": sum(p.numel() for p in potential.parameters()), "torch_threads": torch.get_num_threads()}
+
+
+def subprocess_json(command: list[str]) -> list[dict]:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def mlip_round(system_names: list[str]) -> list[dict]:
+    rows = []
+    for system in system_names:
+        for radial, dtype in VARIANTS:
+            rows += subprocess_json([sys.executable, "-m", "benchmarks.model_speed", "--worker", system, radial, dtype])
+            print(f"  mlip {rows[-1]['model']:>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
+                  f"{rows[-1]['us_per_atom']:8.1f} µs/atom", flush=True)
+    return rows
+
+
+def mace_round(python: str, system_names: list[str]) -> list[dict]:
+    rows = []
+    for system in system_names:
+        for dtype in ("float32", "float64"):
+            rows += subprocess_json([python, str(ROOT / "benchmarks" / "mace_side" / "model_speed.py"), system, dtype])
+            print(f"  MACE {'':>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
+                  f"{rows[-1]['us_per_atom']:8.1f} µs/atom", flush=True)
+    return rows
+
+
+def best(rows: list[dict]) -> list[dict]:
+    """Per (package, model, dtype, system): the row of the fastest round."""
+    chosen: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["package"], row["model"], row["dtype"], row["system"])
+        if key not in chosen or row["ms_per_call"] < chosen[key]["ms_per_call"]:
+            chosen[key] = row
+    return list(chosen.values())
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        print(json.dumps(run_one(*sys.argv[2:5])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 512, 4096])
+    parser.add_argument("--mace-python", default=None, help="python of a MACE venv (../shared/bench/mace/setup.sh)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    names = ["aspirin"] + [f"Si{n}" for n in args.sizes]
+    rows = []
+    for round_ in range(args.rounds):
+        print(f"round {round_ + 1}/{args.rounds}", flush=True)
+        rows += mlip_round(names)
+        if args.mace_python:
+            rows += mace_round(args.mace_python, names)
+    write_result("model_speed", {"rows": best(rows), "all_rounds": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()
