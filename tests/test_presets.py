@@ -14,9 +14,9 @@ from mlip.models.presets import PRESET_DIR, load_preset
 @pytest.mark.parametrize("name", sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
 def test_preset_builds_and_runs(name, data_dir):
     options = load_preset(name)
-    potential = build_potential(elements=["H", "C", "O"], **options)
+    potential = build_potential(elements=["H", "C", "O"], cutoff=5.0, **options)
     frames = mlip.io.read(data_dir / "rmd17_aspirin_train200.npz")[:2]
-    out = potential(GraphBatch.from_frames(frames, options["cutoff"]))
+    out = potential(GraphBatch.from_frames(frames, 5.0))
     assert out["energy"].shape == (2,) and torch.isfinite(out["forces"]).all()
 
 

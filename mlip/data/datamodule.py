@@ -29,8 +29,9 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 class ShardDataModule(pl.LightningDataModule):
     """Batches of `GraphBatch` from shard folders written by `mlip-preprocess`.
 
-    Validation frames come from `val` (another shard folder) or a seeded `val_fraction` of
-    `train`. Under DDP each rank draws different frames through `DistributedShardSampler`;
+    `train` and `val` are shard folders, or raw structure files/folders, which are
+    preprocessed once (on rank 0, in `prepare_data`) into `cache_dir` with `cutoff` Å.
+    Validation frames come from `val` or a seeded `val_fraction` of `train`. Under DDP each rank draws different frames through `DistributedShardSampler`;
     create the Trainer with `use_distributed_sampler=False` so that Lightning keeps it.
 
     Example:
@@ -39,15 +40,35 @@ class ShardDataModule(pl.LightningDataModule):
         >>> batch = next(iter(data.train_dataloader()))
     """
 
-    def __init__(self, train: str | Path, val: str | Path | None = None, val_fraction: float = 0.05,
+    def __init__(self, train: str | list[str], val: str | list[str] | None = None, val_fraction: float = 0.05,
                  batch_size: int = 8, val_batch_size: int | None = None, num_workers: int = 0,
-                 seed: int = 0, locality: bool = True, pin_memory: bool = False):
+                 seed: int = 0, locality: bool = True, pin_memory: bool = False, cutoff: float = 5.0,
+                 cache_dir: str = "mlip_cache", read_options: dict | None = None):
         super().__init__()
-        self.train_dir, self.val_dir = Path(train), None if val is None else Path(val)
+        self.cutoff, self.cache_dir, self.read_options = cutoff, Path(cache_dir), dict(read_options or {})
+        self.train_inputs, self.val_inputs = train, val
+        self.train_dir = self._shard_dir(train, "train")
+        self.val_dir = None if val is None else self._shard_dir(val, "val")
         self.val_fraction, self.seed, self.locality = val_fraction, seed, locality
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.train_set: ShardDataset | None = None
+
+    def _shard_dir(self, inputs: str | list[str], name: str) -> Path:
+        """`inputs` itself if it is a shard folder, else where its preprocessed shards go."""
+        if isinstance(inputs, (str, Path)) and (Path(inputs) / "manifest.json").exists():
+            return Path(inputs)
+        return self.cache_dir / name
+
+    def prepare_data(self) -> None:
+        """Preprocess raw inputs (rank 0 only); reruns keep finished shards."""
+        from mlip.data.preprocess import preprocess
+
+        for inputs, directory in ((self.train_inputs, self.train_dir), (self.val_inputs, self.val_dir)):
+            if inputs is None or directory is None or Path(directory) == Path(str(inputs)):
+                continue
+            files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+            preprocess(files, directory, cutoff=self.cutoff, **self.read_options)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -57,6 +78,8 @@ class ShardDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        if not (self.train_dir / "manifest.json").exists():
+            self.prepare_data()
         self.train_set = ShardDataset(self.train_dir)
         if self.val_dir is not None:
             self.val_set = ShardDataset(self.val_dir)
@@ -77,8 +100,9 @@ class ShardDataModule(pl.LightningDataModule):
             return torch.distributed.get_world_size(), torch.distributed.get_rank()
         return 1, 0
 
-    def _loader(self, dataset: ShardDataset, indices: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
-        replicas, rank = self._world()
+    def _loader(self, dataset: ShardDataset, indices: np.ndarray, batch_size: int, shuffle: bool,
+                whole: bool = False) -> DataLoader:
+        replicas, rank = (1, 0) if whole else self._world()
         sampler = DistributedShardSampler(indices, dataset.shard_of(indices), replicas, rank,
                                           shuffle=shuffle, seed=self.seed, locality=self.locality)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=GraphBatch.collate,
@@ -89,6 +113,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.setup()
         return self._loader(self.train_set, self.train_indices, self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self, whole: bool = False) -> DataLoader:
+        """Validation batches; this rank's share under DDP unless `whole` (e.g. for final plots)."""
         self.setup()
-        return self._loader(self.val_set, self.val_indices, self.val_batch_size, shuffle=False)
+        return self._loader(self.val_set, self.val_indices, self.val_batch_size, shuffle=False, whole=whole)

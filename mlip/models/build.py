@@ -41,6 +41,15 @@ def build_potential(architecture: str, elements: list[int | str], cutoff: float,
     torch.set_default_dtype(dtype)
     try:
         network = build_network(architecture, len(numbers), cutoff, **options)
-        return Potential(network, numbers, cutoff, **wrapper).to(dtype)
+        potential = Potential(network, numbers, cutoff, **wrapper).to(dtype)
     finally:
         torch.set_default_dtype(previous)
+    # Everything needed to rebuild the same module (JSON-able): model files store it.
+    potential.config = {"architecture": architecture, "elements": numbers, "cutoff": float(cutoff),
+                        "dtype": str(dtype).removeprefix("torch."), "network": _jsonable(options),
+                        "potential": {k: v for k, v in wrapper.items() if k != "reference_energies"}}
+    return potential
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}

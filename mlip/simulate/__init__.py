@@ -1,0 +1,1 @@
+"""What users run with a trained model: evaluation (mlip-eval); relaxation and MD arrive with issue 5."""

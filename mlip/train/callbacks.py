@@ -1,0 +1,59 @@
+"""Training callbacks: atomic checkpoints, the final model file, plots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from mlip.export import save
+from mlip.train.evaluate import evaluate_potential
+from mlip.train.plots import learning_curves, parity
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it into place: an interrupted
+    save never leaves a half-written checkpoint."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class FinalizeRun(pl.Callback):
+    """At the end of fitting (weights already EMA-averaged): write `model.mlip`, the learning
+    curves and parity plots of the validation set into the run folder, and say where they are."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.outputs: dict[str, Path] = {}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        potential = pl_module.potential
+        metadata = {"train_data": str(trainer.datamodule.train_dir), "epochs": trainer.current_epoch,
+                    "global_step": trainer.global_step,
+                    "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
+        self.outputs["model"] = save(potential, self.run_dir / "model.mlip", metadata)
+        curves = learning_curves(self.run_dir / "metrics.csv", self.run_dir / "learning_curves.png")
+        if curves:
+            self.outputs["learning_curves"] = curves
+        stress = pl_module.weights.stress > 0
+        labels, predictions, summary = evaluate_potential(potential, trainer.datamodule.val_dataloader(whole=True),
+                                                          stress=stress, device=pl_module.device)
+        self.outputs["parity"] = parity(labels, predictions, self.run_dir / "parity_val.png", "validation set")
+        lines = [f"{name}: {path}" for name, path in self.outputs.items()]
+        print("\nvalidation: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k.endswith("mae"))
+              + " (meV, meV/atom, meV/Å)\n" + "\n".join(lines)
+              + f"\nnext: mlip-eval {self.outputs['model']} TEST_DATA  (errors and parity plots on held-out data)")

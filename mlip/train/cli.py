@@ -1,0 +1,80 @@
+"""`mlip-train --config configs/<preset>.yaml [--section.option value ...]`: fit a potential.
+
+Stages: parse and validate the YAML config (LightningCLI/jsonargparse: typed, `--help`,
+command-line overrides, the resolved config saved as RUN_DIR/config.yaml) → data (shards, or
+raw files preprocessed on the fly) → model (built from the data's manifest) → fit (resumes
+from RUN_DIR/checkpoints/last.ckpt when it exists) → model file and plots.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+
+from mlip.data.datamodule import ShardDataModule
+from mlip.train.callbacks import AtomicCheckpointIO, FinalizeRun
+from mlip.train.module import PotentialModule
+
+
+class TrainCLI(LightningCLI):
+    """LightningCLI with mlip's run folder, checkpoints, EMA, early stopping and final export."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--run_dir", default="runs/mlip", help="folder for checkpoints, logs, plots and model.mlip")
+        parser.add_argument("--ema_decay", type=float, default=0.99, help="EMA of weights for validation/export; 0: off")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=100,
+                            help="also save last.ckpt every N optimizer steps (mid-epoch resume)")
+        parser.add_argument("--early_stopping_patience", type=int, default=0, help="epochs without improvement; 0: off")
+        parser.link_arguments("run_dir", "data.cache_dir", compute_fn=lambda run: str(Path(run) / "data"))
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config
+        run = Path(config["run_dir"])
+        callbacks = [
+            ModelCheckpoint(dirpath=run / "checkpoints", filename="best", monitor="val_loss", save_top_k=1),
+            ModelCheckpoint(dirpath=run / "checkpoints", save_top_k=0, save_last=True,
+                            every_n_train_steps=config["checkpoint_every_n_steps"]),
+            LearningRateMonitor(logging_interval="epoch"),
+            FinalizeRun(run),
+        ]
+        if config["ema_decay"] > 0:
+            callbacks.append(EMAWeightAveraging(decay=config["ema_decay"]))
+        if config["early_stopping_patience"] > 0:
+            callbacks.append(EarlyStopping("val_loss", patience=config["early_stopping_patience"]))
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + callbacks
+        kwargs["default_root_dir"] = str(run)
+        kwargs["plugins"] = [AtomicCheckpointIO()]
+        if config["trainer"].get("logger") in (None, True):  # keep a logger the user configured
+            kwargs["logger"] = CSVLogger(run, name="", version="")
+        return super().instantiate_trainer(**kwargs)
+
+
+TRAINER_DEFAULTS = {
+    "inference_mode": False,  # validation differentiates the energy for forces
+    "use_distributed_sampler": False,  # ShardDataModule's sampler already splits ranks
+    "max_epochs": 100,
+    "gradient_clip_val": 10.0,
+    "log_every_n_steps": 10,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                   save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
+                   subclass_mode_data=False, auto_configure_optimizers=False)
+    last = Path(cli.config["run_dir"]) / "checkpoints" / "last.ckpt"
+    if last.exists():
+        print(f"resuming from {last}")
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""`PotentialModule`: the LightningModule that fits a `Potential` to energies, forces and stress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from mlip.graph.batch import GraphBatch
+from mlip.models.build import build_potential
+from mlip.models.potential import Potential
+from mlip.models.presets import load_preset
+from mlip.train.loss import LossWeights, weighted_loss
+from mlip.train.metrics import ErrorAccumulator
+
+
+class PotentialModule(pl.LightningModule):
+    """Fits a potential built from a preset to the data module's shards.
+
+    The network is built in `configure_model` from the training manifest: its elements,
+    graph cutoff, mean neighbour count, per-element reference energies (least squares),
+    shift (mean residual energy per atom) and scale (force RMS), so that training and
+    evaluation use the same normalisation.
+
+    Args:
+        model: preset name in configs/models (e.g. "equivariant_small") or a YAML path.
+        model_options: overrides of the preset's options (e.g. {"radial": "mlp", "channels": 64}).
+        dtype: "float32" or "float64".
+        energy_weight, forces_weight, stress_weight: loss weights (energy per atom, eV²; forces eV²/Å²).
+        late_energy_weight, late_start_epoch: from that epoch on use this energy weight (MACE's
+            second stage raises it); None keeps the weights fixed.
+        optimizer: "adam" or "adamw"; lr, weight_decay, amsgrad as in torch.optim.
+        scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine", or "none".
+        warmup_steps: linear learning-rate warm-up over this many optimizer steps.
+    """
+
+    def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
+                 dtype: str = "float32", energy_weight: float = 1.0, forces_weight: float = 100.0,
+                 stress_weight: float = 0.0, late_energy_weight: float | None = None,
+                 late_start_epoch: int | None = None, optimizer: str = "adam", lr: float = 0.01,
+                 weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
+                 plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0):
+        super().__init__()
+        if optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{optimizer}'")
+        if scheduler not in ("plateau", "cosine", "none"):
+            raise ValueError(f"scheduler must be 'plateau', 'cosine' or 'none', got '{scheduler}'")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got '{dtype}'")
+        self.save_hyperparameters()
+        self.potential: Potential | None = None
+        self.weights = LossWeights(energy_weight, forces_weight, stress_weight)
+        self.val_errors = ErrorAccumulator()
+
+    # ----- model -----------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.potential is not None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None:
+            raise RuntimeError("PotentialModule needs a ShardDataModule to build its potential from the manifest")
+        self.potential = self.build_from_manifest(datamodule.manifest)
+
+    def build_from_manifest(self, manifest: dict[str, Any]) -> Potential:
+        options = load_preset(self.hparams.model)
+        options.update(self.hparams.model_options or {})
+        options.pop("cutoff", None)  # the graphs decide the cutoff
+        architecture = options.pop("architecture")
+        options.setdefault("avg_num_neighbors", float(manifest["mean_neighbors"]))
+        return build_potential(
+            architecture, manifest["atomic_numbers"], float(manifest["cutoff"]), dtype=getattr(torch, self.hparams.dtype),
+            reference_energies=manifest["reference_energies"],
+            scale=float(manifest["force_rms"]) or 1.0, shift=float(manifest["energy_per_atom_residual"]["mean"]),
+            **options,
+        )
+
+    def forward(self, batch: GraphBatch, **options: Any) -> dict[str, torch.Tensor]:
+        return self.potential(batch, **options)
+
+    # ----- steps -----------------------------------------------------------------------------
+    def _predict(self, batch: GraphBatch, create_graph: bool) -> dict[str, torch.Tensor]:
+        return self.potential(batch, forces=True, stress=self.weights.stress > 0, create_graph=create_graph)
+
+    def on_train_epoch_start(self) -> None:
+        late = self.hparams.late_start_epoch
+        if late is not None and self.hparams.late_energy_weight is not None and self.current_epoch >= late:
+            self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
+
+    def training_step(self, batch: GraphBatch, batch_index: int) -> torch.Tensor:
+        batch = batch.to(dtype=getattr(torch, self.hparams.dtype))
+        loss, parts = weighted_loss(self._predict(batch, create_graph=True), batch, self.weights)
+        size = batch.num_graphs
+        self.log("train_loss", loss, prog_bar=True, batch_size=size)
+        for name, value in parts.items():
+            self.log(f"train_{name}_mse", value, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: GraphBatch, batch_index: int) -> None:
+        batch = batch.to(dtype=getattr(torch, self.hparams.dtype))
+        with torch.enable_grad():
+            predicted = self._predict(batch, create_graph=False)
+        loss, _ = weighted_loss(predicted, batch, self.weights)
+        self.log("val_loss", loss, prog_bar=True, batch_size=batch.num_graphs, sync_dist=True)
+        self.val_errors.update({k: v.detach() for k, v in predicted.items()}, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        sums = torch.tensor([v for entry in self.val_errors.sums.values() for v in entry], dtype=torch.float64,
+                            device=self.device)
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum") if self.trainer.world_size > 1 else sums
+        for k, name in enumerate(ErrorAccumulator.QUANTITIES):
+            self.val_errors.sums[name] = [float(sums[3 * k]), float(sums[3 * k + 1]), int(sums[3 * k + 2])]
+        labels = {"energy_per_atom_mae": "val_energy_mae", "energy_per_atom_rmse": "val_energy_rmse",
+                  "forces_mae": "val_forces_mae", "forces_rmse": "val_forces_rmse", "stress_mae": "val_stress_mae"}
+        summary = self.val_errors.summary()
+        for key, label in labels.items():
+            if key in summary:
+                self.log(label, summary[key], prog_bar=label in ("val_energy_mae", "val_forces_mae"))
+        self.val_errors = ErrorAccumulator()
+
+    # ----- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        h = self.hparams
+        kind = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
+        optimizer = kind(self.potential.parameters(), lr=h.lr, weight_decay=h.weight_decay, amsgrad=h.amsgrad)
+        if h.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=h.plateau_factor,
+                                                                   patience=h.plateau_patience)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        if h.scheduler == "cosine":
+            epochs = max(int(self.trainer.max_epochs or 1), 1)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer}
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        warmup = self.hparams.warmup_steps
+        if warmup and self.trainer.global_step < warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = self.hparams.lr * (self.trainer.global_step + 1) / warmup
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)

@@ -1,0 +1,78 @@
+"""Model files round-trip exactly, load without unpickling code, and refuse bad or newer files."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+import torch
+
+import mlip.export
+import mlip.io
+from mlip.graph import GraphBatch
+from mlip.models import build_potential
+
+
+@pytest.fixture(scope="module")
+def potential():
+    torch.manual_seed(0)
+    return build_potential("equivariant", ["H", "C", "O"], 5.0, channels=8, lmax=1, radial="spline",
+                           reference_energies={"H": -13.6, "C": -1029.0, "O": -2041.0}, scale=0.5, shift=0.1)
+
+
+def test_round_trip_gives_identical_predictions(potential, data_dir, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "model.mlip", metadata={"trained_on": "aspirin"})
+    loaded = mlip.export.load(path)
+    batch = GraphBatch.from_frames(mlip.io.read(data_dir / "rmd17_aspirin_train200.npz")[:3], 5.0)
+    a, b = potential.eval()(batch), loaded(batch)
+    assert torch.equal(a["energy"], b["energy"]) and torch.equal(a["forces"], b["forces"])
+    header = mlip.export.read_metadata(path)
+    assert header["elements"] == [1, 6, 8] and header["cutoff"] == 5.0 and header["units"]["energy"] == "eV"
+    assert header["reference_energies"]["6"] == -1029.0 and loaded.metadata == {"trained_on": "aspirin"}
+    assert not list(tmp_path.glob("*.tmp.*"))
+
+
+def test_load_in_float64(potential, tmp_path):
+    loaded = mlip.export.load(mlip.export.save(potential, tmp_path / "m.mlip"), dtype=torch.float64)
+    assert loaded.reference.dtype == torch.float64
+
+
+def _rewrite(path, header=None, weights=None):
+    with zipfile.ZipFile(path) as archive:
+        old_header, old_weights = json.loads(archive.read("mlip.json")), archive.read("weights.pt")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mlip.json", json.dumps(header(old_header) if header else old_header))
+        archive.writestr("weights.pt", weights if weights is not None else old_weights)
+
+
+def test_newer_format_is_refused(potential, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    _rewrite(path, header=lambda h: {**h, "version": 99})
+    with pytest.raises(mlip.export.ModelFileError, match="version 99, newer than this mlip"):
+        mlip.export.load(path)
+
+
+def test_not_a_model_file_is_refused(tmp_path):
+    path = tmp_path / "junk.mlip"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(mlip.export.ModelFileError, match="not an mlip model file"):
+        mlip.export.load(path)
+
+
+class Payload:
+    """An object whose unpickling would run code."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_pickled_code_in_weights_is_never_run(potential, tmp_path, capsys):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    buffer = io.BytesIO()
+    torch.save({"evil": Payload()}, buffer)
+    _rewrite(path, weights=buffer.getvalue())
+    with pytest.raises(mlip.export.ModelFileError, match="cannot be read safely"):
+        mlip.export.load(path)
+    assert "unpickled!" not in capsys.readouterr().out

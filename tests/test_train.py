@@ -1,0 +1,98 @@
+"""mlip-train: fits both radial variants, writes a complete run folder, resumes after kill -9,
+and trains data-parallel on 2 CPU processes (gloo) with different data and identical weights."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import mlip.export
+from mlip.train.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _args(run: Path, data: Path, *extra: str) -> list[str]:
+    return ["--run_dir", str(run), "--data.train", str(data), "--data.val_fraction", "0.1",
+            "--data.batch_size", "10", "--data.cutoff", "4.0", "--model.model", "equivariant_small",
+            "--model.model_options", '{"channels": 8}', "--model.lr", "0.01", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
+            "false", *extra]
+
+
+def _metrics(run: Path) -> list[dict]:
+    return list(csv.DictReader(open(run / "metrics.csv")))
+
+
+@pytest.mark.parametrize("radial", ["spline", "mlp"])
+def test_training_lowers_errors_and_writes_run_folder(radial, data_dir, tmp_path):
+    run = tmp_path / "run"
+    main(_args(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "4",
+               "--model.model_options", json.dumps({"channels": 8, "radial": radial})))
+    for name in ("model.mlip", "config.yaml", "metrics.csv", "learning_curves.png", "parity_val.png",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt", "data/train/manifest.json"):
+        assert (run / name).exists(), name
+    maes = [float(r["val_forces_mae"]) for r in _metrics(run) if r.get("val_forces_mae")]
+    assert len(maes) == 4 and maes[-1] < 0.7 * maes[0]
+    model = mlip.export.load(run / "model.mlip")
+    assert model.config["network"]["radial"] == radial and model.atomic_numbers == [1, 6, 8]
+    assert "val_forces_mae" in model.metadata["val_metrics"]
+
+
+def _command(run: Path, data: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mlip.train.cli", *_args(run, data, *extra)]
+
+
+def test_killed_training_resumes_from_last_checkpoint(data_dir, tmp_path):
+    run = tmp_path / "run"
+    command = _command(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "4",
+                       "--checkpoint_every_n_steps", "4")
+    last = run / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    step = 0
+    while time.time() < deadline and process.poll() is None:
+        if last.exists():
+            try:
+                step = torch.load(last, weights_only=False, map_location="cpu")["global_step"]
+            except Exception:  # being replaced right now
+                step = 0
+            if step >= 8:
+                break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 8 <= step < 72, "training ended before it could be killed"
+    assert not (run / "model.mlip").exists()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout
+    final = torch.load(last, weights_only=False, map_location="cpu")
+    assert final["global_step"] == 72 and final["epoch"] >= 3  # 18 steps per epoch, 4 epochs: nothing redone twice
+    assert (run / "model.mlip").exists()
+
+
+def test_ddp_on_two_cpu_processes(data_dir, tmp_path):
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    command = _command(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "2",
+                       "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                       "--trainer.callbacks+=tests.ddp_probe.RankProbe", f"--trainer.callbacks.out_dir={probe}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world_size"] == 2 for r in ranks)
+    for epoch in ("0", "1"):  # 180 training frames: 90 a rank an epoch, no frame on both ranks
+        seen = [r["energies"][epoch] for r in ranks]
+        assert len(seen[0]) == len(seen[1]) == 90 and not set(seen[0]) & set(seen[1])
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
