@@ -48,7 +48,8 @@ class TrainCLI(LightningCLI):
             callbacks.append(EMAWeightAveraging(decay=config["ema_decay"]))
         if config["early_stopping_patience"] > 0:
             callbacks.append(EarlyStopping("val_loss", patience=config["early_stopping_patience"]))
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + callbacks
+        configured = self.config_init["trainer"].get("callbacks") or []  # the user's own, kept
+        kwargs["callbacks"] = list(configured if isinstance(configured, list) else [configured]) + callbacks
         kwargs["default_root_dir"] = str(run)
         kwargs["plugins"] = [AtomicCheckpointIO()]
         if config["trainer"].get("logger") in (None, True):  # keep a logger the user configured

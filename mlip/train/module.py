@@ -91,7 +91,7 @@ class PotentialModule(pl.LightningModule):
         batch = batch.to(dtype=getattr(torch, self.hparams.dtype))
         loss, parts = weighted_loss(self._predict(batch, create_graph=True), batch, self.weights)
         size = batch.num_graphs
-        self.log("train_loss", loss, prog_bar=True, batch_size=size)
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train_{name}_mse", value, batch_size=size)
         return loss
