@@ -77,7 +77,7 @@ def main() -> None:
     summarize(args.directory)
     if args.plot:
         plot(args.directory, args.plot)
-    print("next: train a potential on these shards (mlip-train arrives with the training issue)")
+    print(f"next: train on these shards with  mlip-train --config configs/aspirin_demo.yaml --data.train {args.directory}")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({manifest['n_structures'] / max(seconds, 1e-9):.0f} structures/s)\n"
         f"elements {' '.join(manifest['elements'])}; mean neighbours {manifest['mean_neighbors']:.1f}; "
         f"force RMS {manifest['force_rms']:.3f} eV/Å\n"
-        f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png"
+        f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png\n"
+        f"      and train with  mlip-train --config configs/aspirin_demo.yaml --data.train {args.out}"
     )
     return 0
 
