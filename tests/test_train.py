@@ -96,3 +96,9 @@ def test_ddp_on_two_cpu_processes(data_dir, tmp_path):
         seen = [r["energies"][epoch] for r in ranks]
         assert len(seen[0]) == len(seen[1]) == 90 and not set(seen[0]) & set(seen[1])
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+
+
+def test_float16_precision_is_refused(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="float16 autograd of forces"):
+        main(_args(tmp_path / "run", data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "1",
+                   "--trainer.precision", "16-mixed"))

@@ -53,8 +53,18 @@ class TrainCLI(LightningCLI):
         kwargs["default_root_dir"] = str(run)
         kwargs["plugins"] = [AtomicCheckpointIO()]
         if config["trainer"].get("logger") in (None, True):  # keep a logger the user configured
-            kwargs["logger"] = CSVLogger(run, name="", version="")
+            kwargs["logger"] = [CSVLogger(run, name="", version="")] + tensorboard_logger(run)
         return super().instantiate_trainer(**kwargs)
+
+
+def tensorboard_logger(run: Path) -> list:
+    """TensorBoard logs in RUN_DIR/tensorboard when tensorboard (or tensorboardX) is installed."""
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return [TensorBoardLogger(run, name="tensorboard", version="")]
+    except ModuleNotFoundError:
+        return []
 
 
 TRAINER_DEFAULTS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -78,6 +79,16 @@ class PotentialModule(pl.LightningModule):
     def forward(self, batch: GraphBatch, **options: Any) -> dict[str, torch.Tensor]:
         return self.potential(batch, **options)
 
+    def setup(self, stage: str) -> None:
+        precision = str(getattr(self.trainer, "precision", "32"))
+        if "16" in precision:
+            raise ValueError(f"precision '{precision}' is not supported: float16 autograd of forces loses accuracy "
+                             "(and bfloat16 autocast breaks exact force derivatives); use trainer.precision 32-true "
+                             "and model.dtype float32 or float64")
+
+    def on_fit_start(self) -> None:
+        self._fit_start = time.perf_counter()
+
     # ----- steps -----------------------------------------------------------------------------
     def _predict(self, batch: GraphBatch, create_graph: bool) -> dict[str, torch.Tensor]:
         return self.potential(batch, forces=True, stress=self.weights.stress > 0, create_graph=create_graph)
@@ -113,6 +124,8 @@ class PotentialModule(pl.LightningModule):
         labels = {"energy_per_atom_mae": "val_energy_mae", "energy_per_atom_rmse": "val_energy_rmse",
                   "forces_mae": "val_forces_mae", "forces_rmse": "val_forces_rmse", "stress_mae": "val_stress_mae"}
         summary = self.val_errors.summary()
+        if hasattr(self, "_fit_start"):  # wall time, for error-against-time learning curves
+            self.log("elapsed_s", time.perf_counter() - self._fit_start)
         for key, label in labels.items():
             if key in summary:
                 self.log(label, summary[key], prog_bar=label in ("val_energy_mae", "val_forces_mae"))
