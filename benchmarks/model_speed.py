@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     """Time one configuration in this process (called through --worker)."""
     import torch
 
-    from benchmarks.systems import systems
+    from benchmarks.systems import median_call_seconds, systems
     from mlip.graph import GraphBatch
     from mlip.io import Frame
     from mlip.models import build_potential
@@ -49,15 +48,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     batch = GraphBatch.from_frames([frame], 5.0).to(dtype=dtype)
     graph_ms = (time.perf_counter() - start) * 1e3
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    repeats = max(3, min(30, 3000 // len(atoms)))
-    times = []
-    for k in range(repeats + 2):
-        start = time.perf_counter()
-        out = potential(batch, forces=True)
-        out["forces"].sum().item()
-        if k >= 2:
-            times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
     return {"package": "mlip", "model": f"equivariant-{radial}", "dtype": dtype_name, "system": system,
             "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
             "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,

@@ -29,3 +29,18 @@ def systems(sizes=(64, 512, 4096)) -> dict[str, Atoms]:
     out = {"aspirin": aspirin()}
     out.update({f"Si{n}": silicon(n) for n in sizes})
     return out
+
+
+def median_call_seconds(call, n_atoms: int, warm: int = 2) -> float:
+    """Median wall time of `call()` over max(3, min(30, 3000 / atoms)) timed calls after `warm` untimed ones."""
+    import statistics
+    import time
+
+    repeats = max(3, min(30, 3000 // n_atoms))
+    times = []
+    for k in range(repeats + warm):
+        start = time.perf_counter()
+        call()
+        if k >= warm:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)

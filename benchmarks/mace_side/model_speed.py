@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import resource
-import statistics
 import sys
 import time
 import warnings
@@ -24,7 +23,7 @@ import torch
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.systems import silicon, aspirin  # noqa: E402  (plain ASE only)
+from benchmarks.systems import aspirin, median_call_seconds, silicon  # noqa: E402  (plain ASE only)
 
 
 def main() -> None:
@@ -55,15 +54,10 @@ def main() -> None:
     batch = next(iter(loader)).to_dict()
     graph_ms = (time.perf_counter() - start) * 1e3
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    repeats = max(3, min(30, 3000 // len(atoms)))
-    times = []
-    for k in range(repeats + 2):
-        start = time.perf_counter()
-        out = model(dict(batch), training=False, compute_force=True)
-        out["forces"].sum().item()
-        if k >= 2:
-            times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    def call() -> float:
+        return model(dict(batch), training=False, compute_force=True)["forces"].sum().item()
+
+    seconds = median_call_seconds(call, len(atoms))
     print(json.dumps({
         "package": "mace", "model": "MACE", "dtype": dtype_name, "system": system, "atoms": len(atoms),
         "edges": int(batch["edge_index"].shape[1]), "ms_per_call": seconds * 1e3, "us_per_atom": seconds * 1e6 / len(atoms),

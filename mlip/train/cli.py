@@ -8,7 +8,7 @@ from RUN_DIR/checkpoints/last.ckpt when it exists) → model file and plots.
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,15 @@ TRAINER_DEFAULTS = {
 }
 
 
+# Known, harmless messages from dependencies that would bury the useful output of a run.
+QUIET = (".*WeightAveraging callback with a model that overrides the configure_model.*",
+         ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*", ".*was deprecated in v4.49.0.*",
+         ".*skip_none parameter was deprecated.*")
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    for pattern in QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
     cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
                    save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
                    subclass_mode_data=False, auto_configure_optimizers=False)
