@@ -104,14 +104,22 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=None)
     parser.add_argument("--mace-python", default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep intermediate files here")
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. a model variant)")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="an earlier result JSON whose MACE row is reused instead of training MACE again")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mlip_accuracy_"))
     rows = [train_mlip(args.train, args.test, args.minutes, work / "mlip", args.model, args.channels)]
     if args.mace_python:
         (work / "mace_side").mkdir(parents=True, exist_ok=True)
         rows.append(train_mace(args.mace_python, args.train, args.test, args.minutes, work / "mace_side"))
-    png = plot(rows, RESULTS / "accuracy_rmd17_aspirin.png")
-    write_result("accuracy_rmd17_aspirin", {"minutes": args.minutes, "rows": rows, "plot": str(png)})
+    elif args.compare:
+        previous = json.loads(args.compare.read_text())["results"]["rows"]
+        rows += [{**row, "reused_from": str(args.compare)} for row in previous if row["package"] == "mace"]
+    name = "accuracy_rmd17_aspirin" + (f"_{args.tag}" if args.tag else "")
+    png = plot(rows, RESULTS / f"{name}.png")
+    write_result(name, {"minutes": args.minutes, "model_options": {"model": args.model, "channels": args.channels},
+                        "rows": rows, "plot": str(png)})
 
 
 if __name__ == "__main__":
