@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from ase.calculators.calculator import PropertyNotImplementedError, calculate_numerical_forces, \
-    calculate_numerical_stress
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 import mlip.export
 import mlip.io
@@ -48,7 +48,7 @@ def test_results_equal_a_direct_model_call(potential, copper):
 def test_forces_and_stress_equal_finite_differences(potential, copper):
     copper.calc = MLIPCalculator(potential)
     np.testing.assert_allclose(copper.get_forces(), calculate_numerical_forces(copper, eps=1e-4), atol=1e-7)
-    np.testing.assert_allclose(copper.get_stress(), calculate_numerical_stress(copper, d=1e-5), atol=1e-7)
+    np.testing.assert_allclose(copper.get_stress(), calculate_numerical_stress(copper, eps=1e-5), atol=1e-7)
 
 
 def test_neighbour_list_is_reused_within_half_the_skin(potential, copper):
@@ -56,9 +56,9 @@ def test_neighbour_list_is_reused_within_half_the_skin(potential, copper):
     reference = MLIPCalculator(potential, skin=0.0)
     copper.calc = calc
     copper.get_potential_energy()
-    for step in range(3):
-        copper.positions += 0.05  # well inside skin / 2 in total... per step
-        copper.positions[0] += 0.02
+    rng = np.random.default_rng(5)
+    for step in range(3):  # each atom moves < 0.07 Å a step: < skin / 2 in total, no rebuild
+        copper.positions += rng.uniform(-0.04, 0.04, copper.positions.shape)
         energy = copper.get_potential_energy()
         assert energy == pytest.approx(reference.get_potential_energy(copper), rel=1e-12)
     assert calc.neighbors.builds == 1
@@ -84,3 +84,21 @@ def test_unknown_element_is_named(potential):
     atoms.calc = MLIPCalculator(potential)
     with pytest.raises(UnknownElementError, match="Fe"):
         atoms.get_potential_energy()
+
+
+def test_nve_conserves_energy_with_kept_neighbour_list(potential, copper):
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    copper.calc = MLIPCalculator(potential, skin=0.5)
+    MaxwellBoltzmannDistribution(copper, temperature_K=300, rng=np.random.default_rng(0))
+    dynamics = VelocityVerlet(copper, timestep=1.0 * units.fs)
+    start = copper.get_total_energy()
+    energies = []
+    for _ in range(10):
+        dynamics.run(20)
+        energies.append(copper.get_total_energy())
+    drift = np.abs(np.array(energies) - start).max() / len(copper)
+    assert drift < 1e-4  # eV/atom over 200 fs
+    assert copper.calc.neighbors.builds < 10
