@@ -51,7 +51,7 @@ class MLIPCalculator(Calculator):
         batch = GraphBatch.collate([graph]).to(device=self.device, dtype=self.dtype)
         want_stress = "stress" in properties and bool(atoms.pbc.all())
         out = self.potential(batch, forces=True, stress=want_stress, create_graph=False)
-        energy = float(out["energy"][0])
+        energy = float(out["energy"][0].detach())
         self.results = {"energy": energy, "free_energy": energy,
                         "energies": out["node_energy"].detach().cpu().numpy().astype(np.float64),
                         "forces": out["forces"].detach().cpu().numpy().astype(np.float64)}

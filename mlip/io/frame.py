@@ -58,6 +58,14 @@ class Frame:
         """A copy with some fields replaced."""
         return replace(self, **labels)
 
+    def to_atoms(self):
+        """An `ase.Atoms` with the same structure (labels are not attached)."""
+        from ase import Atoms
+
+        atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        atoms.info.update(source=self.source or "", source_index=-1 if self.index is None else self.index)
+        return atoms
+
     def fail(self, problem: str) -> InvalidStructureError:
         """An `InvalidStructureError` that names this frame's file and index."""
         return InvalidStructureError(problem, self.source, self.index)

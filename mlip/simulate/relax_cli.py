@@ -1,0 +1,95 @@
+"""`mlip-relax MODEL INPUTS... --out DIR`: relax many structures, resumably, with a progress bar.
+
+Writes DIR/structures/NNNNN.xyz (one relaxed structure each, written atomically),
+DIR/summary.csv (energy, max force, max stress, steps, converged, volume per structure) and,
+at the end, DIR/relaxed.xyz with all of them. Rerunning skips structures already relaxed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+import ase.io
+from tqdm.auto import tqdm
+
+from mlip.calculator import MLIPCalculator
+from mlip.export import ModelFileError
+from mlip.io import InvalidStructureError, expand_paths, iread
+from mlip.models.potential import UnknownElementError
+from mlip.simulate.relax import relax
+
+FIELDS = ["index", "source", "frame", "formula", "atoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_per_A",
+          "smax_eV_per_A3", "volume_A3", "steps", "converged"]
+
+
+def _write_atomic(path: Path, atoms) -> None:
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    try:
+        ase.io.write(tmp, atoms, format="extxyz")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlip-relax", description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="model file (model.mlip)")
+    parser.add_argument("inputs", nargs="+", help="structure files or folders (CIF, POSCAR, extxyz, JSON, ...)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--fmax", type=float, default=0.02, help="force criterion, eV/Å (default 0.02)")
+    parser.add_argument("--smax", type=float, default=1e-3, help="stress criterion, eV/Å³ (default 1e-3)")
+    parser.add_argument("--optimizer", default="fire", choices=["fire", "bfgs", "lbfgs"])
+    parser.add_argument("--fixed-cell", action="store_true", help="relax positions only")
+    parser.add_argument("--fix-symmetry", action="store_true", help="keep the space group")
+    parser.add_argument("--max-steps", type=int, default=500)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    (out / "structures").mkdir(parents=True, exist_ok=True)
+    summary = out / "summary.csv"
+    done = {row["index"] for row in csv.DictReader(open(summary))} if summary.exists() else set()
+    try:
+        calculator = MLIPCalculator(args.model, device=args.device)
+        frames = [frame for path in expand_paths(args.inputs) for frame in iread(path)]
+    except (ModelFileError, InvalidStructureError, FileNotFoundError, ValueError) as exc:
+        print(f"mlip-relax: error: {exc}", file=sys.stderr)
+        return 2
+    new_file = not summary.exists()
+    with open(summary, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        if new_file:
+            writer.writeheader()
+        for k, frame in enumerate(tqdm(frames, desc="relax", unit=" struct")):
+            if str(k) in done:
+                continue
+            try:
+                result = relax(frame.to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
+                               args.optimizer, args.fix_symmetry, args.max_steps)
+            except UnknownElementError as exc:
+                print(f"mlip-relax: error: structure {k} of {frame.source}: {exc}", file=sys.stderr)
+                return 2
+            atoms = result.atoms
+            atoms.calc = None  # keep the file plain: the energy goes into info
+            atoms.info.update(energy=result.energy, converged=result.converged)
+            _write_atomic(out / "structures" / f"{k:05d}.xyz", atoms)
+            volume = atoms.get_volume() if atoms.pbc.all() else float("nan")
+            writer.writerow({"index": k, "source": frame.source, "frame": frame.index,
+                             "formula": atoms.get_chemical_formula(), "atoms": len(atoms), "energy_eV": result.energy,
+                             "energy_per_atom_eV": result.energy / len(atoms), "fmax_eV_per_A": result.fmax,
+                             "smax_eV_per_A3": result.smax, "volume_A3": volume, "steps": result.steps,
+                             "converged": result.converged})
+            handle.flush()
+    relaxed = [ase.io.read(p) for p in sorted((out / "structures").glob("*.xyz"))]
+    _write_atomic(out / "relaxed.xyz", relaxed)
+    rows = list(csv.DictReader(open(summary)))
+    failed = sum(row["converged"] != "True" for row in rows)
+    print(f"relaxed {len(rows)} structures ({failed} not converged) -> {out / 'relaxed.xyz'}, {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Relaxation (positions and cell), mlip-relax (resumable) and mlip-md."""
+
+from __future__ import annotations
+
+import csv
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+import mlip.export
+from mlip.models import build_potential
+from mlip.simulate.md import energy_drift
+from mlip.simulate.md_cli import main as md_main
+from mlip.simulate.relax import relax
+from mlip.simulate.relax_cli import main as relax_main
+
+
+@pytest.mark.parametrize("optimizer", ["fire", "bfgs", "lbfgs"])
+def test_relaxation_finds_the_emt_lattice_constant(optimizer):
+    atoms = bulk("Cu", "fcc", a=3.75)
+    atoms.rattle(0.02, seed=1)
+    result = relax(atoms, EMT(), fmax=1e-3, smax=1e-5, optimizer=optimizer, max_steps=300)
+    assert result.converged
+    assert result.atoms.cell.cellpar()[0] * 2**0.5 == pytest.approx(3.5897, abs=2e-3)
+
+
+def test_fix_symmetry_keeps_the_cubic_cell():
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    result = relax(atoms, EMT(), fix_symmetry=True)
+    a, b, c, alpha, beta, gamma = result.atoms.cell.cellpar()
+    assert a == pytest.approx(b, abs=1e-8) and b == pytest.approx(c, abs=1e-8) and alpha == pytest.approx(90)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["Cu"], 4.0, channels=8, lmax=1, avg_num_neighbors=30.0)
+    return mlip.export.save(potential, tmp_path_factory.mktemp("model") / "cu.mlip")
+
+
+def test_mlip_relax_writes_results_and_resumes(model_file, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for k, a in enumerate((3.55, 3.6, 3.65)):
+        ase.io.write(inputs / f"POSCAR_{k}", bulk("Cu", "fcc", a=a, cubic=True), format="vasp")
+    out = tmp_path / "out"
+    assert relax_main([str(model_file), str(inputs), "--out", str(out), "--max-steps", "20"]) == 0
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert len(rows) == 3 and len(ase.io.read(out / "relaxed.xyz", index=":")) == 3
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "structures").glob("*.xyz")}
+    assert relax_main([str(model_file), str(inputs), "--out", str(out), "--max-steps", "20"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "structures").glob("*.xyz")} == stamps
+    assert len(list(csv.DictReader(open(out / "summary.csv")))) == 3
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "nvt", "npt"])
+def test_mlip_md_runs_and_logs(model_file, tmp_path, ensemble):
+    structure = tmp_path / "cu.xyz"
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.02, seed=0)
+    ase.io.write(structure, atoms)
+    out = tmp_path / ensemble
+    assert md_main([str(model_file), str(structure), "--out", str(out), "--ensemble", ensemble, "--steps", "100",
+                    "--timestep", "1.0", "--interval", "10"]) == 0
+    rows = list(csv.DictReader(open(out / "md_log.csv")))
+    assert len(rows) == 11 and float(rows[-1]["time_fs"]) == pytest.approx(100.0)
+    assert all(np.isfinite(float(r["pressure_GPa"])) for r in rows)
+    if ensemble == "nve":
+        assert abs(energy_drift(out / "md_log.csv")) < 5.0  # meV/atom/ps
