@@ -71,3 +71,24 @@ def test_mlip_md_runs_and_logs(model_file, tmp_path, ensemble):
     assert all(np.isfinite(float(r["pressure_GPa"])) for r in rows)
     if ensemble == "nve":
         assert abs(energy_drift(out / "md_log.csv")) < 5.0  # meV/atom/ps
+
+
+def test_batched_fire_matches_one_by_one_relaxation(model_file):
+    from mlip.calculator import MLIPCalculator
+    from mlip.simulate.batched_relax import relax_batch
+
+    potential = mlip.export.load(model_file, dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    structures = []
+    for k in range(4):
+        atoms = bulk("Cu", "fcc", a=3.6 * (1 + rng.uniform(-0.02, 0.02)), cubic=True)
+        atoms.rattle(0.03, seed=k)
+        structures.append(atoms)
+    relaxed, energies, steps = relax_batch(potential, structures, fmax=1e-3, smax=1e-5, max_steps=400)
+    assert np.all(steps < 400)
+    calculator = MLIPCalculator(potential)
+    for atoms, energy in zip(relaxed, energies):
+        atoms.calc = calculator
+        assert np.abs(atoms.get_forces()).max() < 1e-3 and np.abs(atoms.get_stress()).max() < 1e-5
+        single = relax(atoms, calculator, fmax=1e-3, smax=1e-5)
+        assert single.energy == pytest.approx(energy, abs=1e-5)

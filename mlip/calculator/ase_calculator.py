@@ -49,7 +49,9 @@ class MLIPCalculator(Calculator):
         graph = AtomicGraph(numbers=atoms.numbers.astype(np.int64), positions=positions, cell=cell, pbc=atoms.pbc,
                             receivers=receivers, senders=senders, shifts=shifts)
         batch = GraphBatch.collate([graph]).to(device=self.device, dtype=self.dtype)
-        want_stress = "stress" in properties and bool(atoms.pbc.all())
+        # Stress comes from the same backward pass: always give it for periodic cells, so that a
+        # get_forces() followed by get_stress() (as cell filters do) costs one model call.
+        want_stress = bool(atoms.pbc.all())
         out = self.potential(batch, forces=True, stress=want_stress, create_graph=False)
         energy = float(out["energy"][0].detach())
         self.results = {"energy": energy, "free_energy": energy,
