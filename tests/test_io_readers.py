@@ -112,3 +112,13 @@ def test_molecule_from_ase_trajectory(tmp_path):
     ase.io.write(tmp_path / "w.traj", [water, water])
     frames = mlip.io.read(tmp_path / "w.traj")
     assert len(frames) == 2 and frames[0].n_atoms == 3
+
+
+def test_json_list_of_pymatgen_structures(tmp_path):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    structures = [AseAtomsAdaptor.get_structure(bulk("Si", "diamond", a=a)).as_dict() for a in (5.40, 5.45)]
+    path = tmp_path / "structures.json"
+    path.write_text(json.dumps(structures))
+    frames = mlip.io.read(path)
+    assert len(frames) == 2 and frames[0].energy is None and frames[1].n_atoms == 2

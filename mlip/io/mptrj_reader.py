@@ -1,6 +1,7 @@
 """MPtrj-style JSON: pymatgen structure dicts with energy, forces and stress (kBar).
 
-Accepted layouts: the MPtrj release `{mp_id: {frame_id: record}}`, or a list of records.
+Accepted layouts: the MPtrj release `{mp_id: {frame_id: record}}`, a list of records, or a
+list of bare pymatgen `Structure.as_dict()` (unlabelled structures, e.g. for mlip-relax).
 Each record has `structure` (a pymatgen `Structure.as_dict()`), an energy (key
 `uncorrected_total_energy` by default, eV per cell), `force` (eV/Å) and `stress`
 (kBar, VASP sign: positive = compressive). Stress is converted to eV/Å³ with ASE's sign.
@@ -46,8 +47,9 @@ def frame_from_structure_dict(structure: dict, source: str | None, index: int | 
 
 def _records(data: Any) -> Iterator[tuple[str, dict]]:
     if isinstance(data, list):
-        for i, record in enumerate(data):
-            yield str(i), record
+        for i, record in enumerate(data):  # MPtrj-style records, or bare Structure.as_dict() (unlabelled)
+            is_structure = isinstance(record, dict) and "lattice" in record and "sites" in record
+            yield str(i), {"structure": record} if is_structure else record
     elif isinstance(data, dict) and "structure" in data:
         yield "0", data
     elif isinstance(data, dict):
