@@ -65,9 +65,10 @@ def finite_difference_stress(potential, frame: Frame, h: float = 1e-4) -> np.nda
     for a in range(3):
         for b in range(3):
             energies = []
-            for sign in (1, -1):
+            for sign in (1, -1):  # symmetric strain: also right for models that are not rotation invariant
                 deformation = np.eye(3)
-                deformation[a, b] += sign * h
+                deformation[a, b] += sign * h / 2
+                deformation[b, a] += sign * h / 2
                 energies.append(evaluate(potential, moved(frame, frame.positions @ deformation,
                                                           frame.cell @ deformation), False, False)["energy"][0])
             result[a, b] = (energies[0] - energies[1]) / (2 * h) / volume

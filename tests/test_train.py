@@ -33,18 +33,22 @@ def _metrics(run: Path) -> list[dict]:
     return list(csv.DictReader(open(run / "metrics.csv")))
 
 
-@pytest.mark.parametrize("radial", ["spline", "mlp"])
-def test_training_lowers_errors_and_writes_run_folder(radial, data_dir, tmp_path):
+@pytest.mark.parametrize("preset, options", [
+    ("equivariant_small", {"channels": 8, "radial": "spline"}),
+    ("equivariant_small", {"channels": 8, "radial": "mlp"}),
+    ("transformer_small", {"dim": 32, "num_layers": 2}),
+], ids=["equivariant-spline", "equivariant-mlp", "transformer"])
+def test_training_lowers_errors_and_writes_run_folder(preset, options, data_dir, tmp_path):
     run = tmp_path / "run"
     main(_args(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "4", "--data.batch_size", "4",
-               "--model.model_options", json.dumps({"channels": 8, "radial": radial})))
+               "--model.model", preset, "--model.model_options", json.dumps(options)))
     for name in ("model.mlip", "config.yaml", "metrics.csv", "learning_curves.png", "parity_val.png",
                  "checkpoints/last.ckpt", "checkpoints/best.ckpt", "data/train/manifest.json"):
         assert (run / name).exists(), name
     maes = [float(r["val_forces_mae"]) for r in _metrics(run) if r.get("val_forces_mae")]
     assert len(maes) == 4 and all(b < a for a, b in zip(maes, maes[1:])) and maes[-1] < 0.85 * maes[0]
     model = mlip.export.load(run / "model.mlip")
-    assert model.config["network"]["radial"] == radial and model.atomic_numbers == [1, 6, 8]
+    assert options.items() <= model.config["network"].items() and model.atomic_numbers == [1, 6, 8]
     assert "val_forces_mae" in model.metadata["val_metrics"]
 
 

@@ -8,7 +8,7 @@ import torch
 
 from mlip.models.potential import Potential
 
-ARCHITECTURES = ("equivariant",)
+ARCHITECTURES = ("equivariant", "transformer")
 POTENTIAL_OPTIONS = ("reference_energies", "scale", "shift", "learn_scale_shift")
 
 
@@ -17,6 +17,10 @@ def build_network(architecture: str, num_species: int, cutoff: float, **options:
         from mlip.models.equivariant import EquivariantNetwork
 
         return EquivariantNetwork(num_species, cutoff, **options)
+    if architecture == "transformer":
+        from mlip.models.transformer import TransformerNetwork
+
+        return TransformerNetwork(num_species, cutoff, **options)
     raise ValueError(f"unknown architecture '{architecture}'; choose one of {ARCHITECTURES}")
 
 
