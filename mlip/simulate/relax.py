@@ -15,7 +15,8 @@ OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS, "lbfgs": LBFGS}
 
 @dataclass
 class RelaxResult:
-    """Outcome of one relaxation: energy eV, max force eV/Å, max |stress| eV/Å³, steps taken."""
+    """Outcome of one relaxation: energy eV, max |force component| eV/Å and max |stress component|
+    eV/Å³ (the quantities the convergence criteria test), steps taken."""
 
     atoms: Atoms
     energy: float
@@ -50,6 +51,6 @@ def relax(atoms: Atoms, calculator, fmax: float = 0.02, smax: float = 1e-3, rela
         if forces_ok and stress_ok:
             converged = True
             break
-    forces = np.linalg.norm(atoms.get_forces(), axis=1).max(initial=0.0)
+    forces = np.abs(atoms.get_forces()).max(initial=0.0)
     stress = float(np.abs(atoms.get_stress()).max()) if cell else float("nan")
     return RelaxResult(atoms, float(atoms.get_potential_energy()), float(forces), stress, steps, converged)
