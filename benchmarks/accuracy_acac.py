@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import write_result
+from benchmarks.common import lightning_max_time, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +31,12 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mlip_acac_"))
     bin_ = Path(sys.executable).parent
-    minutes = int(args.minutes)
-    seconds = int(round((args.minutes - minutes) * 60))
     subprocess.run([str(bin_ / "mlip-train"), "--run_dir", str(work / "run"),
                     "--data.train", str(args.data / "train_300K.xyz"), "--data.val_fraction", "0.05",
                     "--data.batch_size", "5", "--data.cutoff", "5.0", "--model.model", args.model,
                     "--model.dtype", args.dtype, "--model.lr", "0.01", "--model.forces_weight", "100",
                     "--model.plateau_patience", "50", "--trainer.max_epochs", "100000",
-                    "--trainer.max_time", f"00:00:{minutes:02d}:{seconds:02d}", "--trainer.enable_progress_bar",
+                    "--trainer.max_time", lightning_max_time(args.minutes), "--trainer.enable_progress_bar",
                     "false", "--checkpoint_every_n_steps", "1000"], check=True, cwd=ROOT)
     rows = {}
     for temperature in ("300K", "600K"):

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import RESULTS, write_result
+from benchmarks.common import RESULTS, lightning_max_time, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 MACE_SCRIPTS = ROOT.parent / "shared" / "bench" / "mace"
@@ -42,7 +42,7 @@ def train_mlip(train: Path, test: Path, minutes: float, work: Path, model: str, 
          "--model.model", model, "--model.model_options", json.dumps(options), "--model.lr", "0.01",
          "--model.forces_weight", "100", "--model.energy_weight", "1", "--model.plateau_patience", "50",
          "--ema_decay", "0.99", "--trainer.max_epochs", "100000", "--trainer.max_time",
-         f"00:00:{int(minutes)}:{int(minutes % 1 * 60):02d}", "--trainer.enable_progress_bar", "false",
+         lightning_max_time(minutes), "--trainer.enable_progress_bar", "false",
          "--checkpoint_every_n_steps", "1000"])
     run([str(bin_ / "mlip-eval"), str(work / "run" / "model.mlip"), str(test), "--out", str(work / "eval")])
     metrics = json.loads((work / "eval" / "metrics.json").read_text())

@@ -49,3 +49,9 @@ def write_result(name: str, results: Any, out: str | Path | None = None) -> Path
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def lightning_max_time(minutes: float) -> str:
+    """Lightning's `trainer.max_time` string (DD:HH:MM:SS) for a wall time in minutes."""
+    seconds = int(round(minutes * 60))
+    return f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -66,6 +66,22 @@ class GraphBatch:
         offsets = torch.einsum("ek,ekl->el", self.shifts, self.cell[self.edge_batch])
         return self.positions[self.senders] - self.positions[self.receivers] + offsets
 
+    def rotated(self, rotations: torch.Tensor) -> "GraphBatch":
+        """A copy with structure b rotated by `rotations[b]` (B, 3, 3) about the origin.
+
+        Positions, cell rows and forces map as v → R v, stress as R σ Rᵀ; integer shifts and
+        energies are unchanged, so the edge vectors of the copy are R times the originals.
+        """
+        rotations = rotations.to(dtype=self.positions.dtype, device=self.positions.device)
+        per_atom = rotations[self.batch]
+        return replace(
+            self,
+            positions=torch.einsum("nij,nj->ni", per_atom, self.positions),
+            cell=torch.einsum("bij,bkj->bki", rotations, self.cell),
+            forces=torch.einsum("nij,nj->ni", per_atom, self.forces),
+            stress=rotations @ self.stress @ rotations.transpose(1, 2),
+        )
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "GraphBatch":
         """A copy on `device`, with floating-point fields cast to `dtype` (indices stay int64)."""
         moved = {}

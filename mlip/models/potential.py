@@ -62,10 +62,12 @@ class Potential(nn.Module):
         return species
 
     def forward(self, batch: GraphBatch, forces: bool = True, stress: bool = False,
-                create_graph: bool | None = None) -> dict[str, torch.Tensor]:
+                create_graph: bool | None = None, embeddings: bool = False) -> dict[str, torch.Tensor]:
         """Energies (B,), per-atom energies (N,), and forces (N, 3) / stress (B, 3, 3) when asked.
 
         `create_graph` (default: `self.training`) keeps the derivative graph for force losses.
+        `embeddings=True` also returns the network's per-atom embeddings (N, D) as "embedding"
+        (networks with `embedding()` and `head()`, e.g. the transformer).
         """
         if batch.positions.dtype != self.reference.dtype:
             batch = batch.to(dtype=self.reference.dtype)
@@ -79,11 +81,16 @@ class Potential(nn.Module):
             cell = cell + torch.bmm(cell, symmetric)
         offsets = torch.einsum("ek,ekl->el", batch.shifts, cell[batch.edge_batch])
         vectors = positions[batch.senders] - positions[batch.receivers] + offsets
-        node = self.network(species, vectors, batch.receivers, batch.senders)
+        out: dict[str, torch.Tensor] = {}
+        if embeddings:
+            out["embedding"] = self._network_embedding(species, vectors, batch)
+            node = self.network.head(out["embedding"])
+        else:
+            node = self.network(species, vectors, batch.receivers, batch.senders)
         node_energy = self.scale * node + self.shift + self.reference[species]
         energy = torch.zeros(batch.num_graphs, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch.batch, node_energy)
-        out = {"energy": energy, "node_energy": node_energy}
+        out.update(energy=energy, node_energy=node_energy)
         inputs = ([leaf] if forces else []) + ([strain] if stress else [])
         if inputs:
             keep = self.training if create_graph is None else create_graph
@@ -96,3 +103,15 @@ class Potential(nn.Module):
                 volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
                 out["stress"] = grads[-1] / volume[:, None, None]
         return out
+
+    def embed(self, batch: GraphBatch) -> torch.Tensor:
+        """The network's per-atom embeddings (N, D) of `batch`, without energies or forces."""
+        if batch.positions.dtype != self.reference.dtype:
+            batch = batch.to(dtype=self.reference.dtype)
+        return self._network_embedding(self.species(batch.numbers), batch.edge_vectors(), batch)
+
+    def _network_embedding(self, species: torch.Tensor, vectors: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+        if not hasattr(self.network, "embedding"):
+            raise TypeError(f"{type(self.network).__name__} exposes no per-atom embedding; the embedding-space "
+                            "symmetry objective needs architecture 'transformer'")
+        return self.network.embedding(species, vectors, batch.receivers, batch.senders)

@@ -11,30 +11,30 @@ from torch import nn
 class NeighborAttention(nn.Module):
     """Multi-head attention of each atom over its neighbours within the cutoff and itself.
 
-    Logits q_i·k_j/√d + b_h(r_ij) (b from a radial basis), weights exp(logit)·u(r_ij) normalised
+    Logits q_i·k_j/√d + b_h(e_ij) (e_ij: edge features, e.g. of the relative vector), weights exp(logit)·u(r_ij) normalised
     over {i} ∪ neighbours(i), where u is a cutoff envelope: an edge's weight goes smoothly to
     zero at the cutoff, so the energy stays smooth when atoms cross it, and an isolated atom
     attends to itself. Cost is linear in edges.
 
-    Shapes: x (N, D), edge_basis (E, K), envelope (E,), receivers/senders (E,) → (N, D).
+    Shapes: x (N, D), edge_features (E, K), envelope (E,), receivers/senders (E,) → (N, D).
     """
 
-    def __init__(self, dim: int, heads: int, num_basis: int):
+    def __init__(self, dim: int, heads: int, edge_dim: int):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
         self.heads, self.head_dim = heads, dim // heads
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.edge_bias = nn.Linear(num_basis, heads, bias=False)
-        self.edge_value = nn.Linear(num_basis, dim, bias=False)
+        self.edge_bias = nn.Linear(edge_dim, heads, bias=False)
+        self.edge_value = nn.Linear(edge_dim, dim, bias=False)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, edge_basis: torch.Tensor, envelope: torch.Tensor, receivers: torch.Tensor,
+    def forward(self, x: torch.Tensor, edge_features: torch.Tensor, envelope: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor) -> torch.Tensor:
         n, h, d = x.shape[0], self.heads, self.head_dim
         q, k, v = self.qkv(x).view(n, 3, h, d).unbind(1)
         scale = 1.0 / math.sqrt(d)
-        edge_logits = (q[receivers] * k[senders]).sum(-1) * scale + self.edge_bias(edge_basis)  # (E, H)
+        edge_logits = (q[receivers] * k[senders]).sum(-1) * scale + self.edge_bias(edge_features)  # (E, H)
         self_logits = (q * k).sum(-1) * scale  # (N, H)
         # Softmax is shift invariant: subtract a per-atom maximum (no gradient needed through it).
         index = receivers.unsqueeze(-1).expand_as(edge_logits)
@@ -42,6 +42,6 @@ class NeighborAttention(nn.Module):
         edge_w = torch.exp(edge_logits - peak[receivers]) * envelope.unsqueeze(-1)
         self_w = torch.exp(self_logits - peak)
         norm = self_w.index_add(0, receivers, edge_w)  # (N, H)
-        edge_v = v[senders] + self.edge_value(edge_basis).view(-1, h, d)
+        edge_v = v[senders] + self.edge_value(edge_features).view(-1, h, d)
         mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
         return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--energy-key", default="energy")
     parser.add_argument("--forces-key", default="forces")
     parser.add_argument("--stress-key", default="stress")
+    parser.add_argument("--equivariance", type=int, default=0, metavar="R",
+                        help="also measure the energy spread and force-equivariance error over R random rotations "
+                             "(of the first 20 structures of the first raw file); for models without built-in "
+                             "rotation symmetry (architecture 'transformer')")
     args = parser.parse_args(argv)
     read_options = {"energy_key": args.energy_key, "forces_key": args.forces_key, "stress_key": args.stress_key,
                     "require": ("energy", "forces")}
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         labels, predictions, summary = evaluate_potential(
             potential, batches(args.data, potential.cutoff, args.batch_size, read_options), stress=args.stress,
             device=args.device)
+        if args.equivariance:
+            summary["equivariance"] = _equivariance(potential, args, read_options)
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, FileNotFoundError) as exc:
         print(f"mlip-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -69,11 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     for name, unit in UNITS.items():
         if f"{name}_mae" in summary:
             print(f"{name:<18}{summary[f'{name}_mae']:>12.3f}{summary[f'{name}_rmse']:>12.3f}  {unit}")
+    if "equivariance" in summary:
+        e = summary["equivariance"]
+        print(f"equivariance over {e['rotations']} rotations: energy std {e['energy_std_mev']:.3f} meV, "
+              f"range {e['energy_range_mev']:.3f} meV, force relative error {e['force_relative_error']:.2e}")
     (out / "metrics.json").write_text(json.dumps({"model": args.model, "data": args.data, "units": UNITS,
                                                   **summary}, indent=2) + "\n")
     plot = parity(labels, predictions, out / "parity.png", f"{Path(args.model).name} on {', '.join(args.data)}")
     print(f"metrics: {out / 'metrics.json'}\nparity plot: {plot}")
     return 0
+
+
+def _equivariance(potential, args: argparse.Namespace, read_options: dict) -> dict[str, float]:
+    from itertools import islice
+
+    from mlip.train.equivariance import equivariance_errors
+
+    raw = [item for item in args.data if not (Path(item) / "manifest.json").exists()]
+    if not raw:
+        raise ValueError("--equivariance needs a raw structure file among DATA (shard folders hold graphs, not frames)")
+    frames = list(islice(iread(raw[0], **read_options), 20))
+    return equivariance_errors(potential, frames, rotations=args.equivariance)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
 from mlip.train.loss import LossWeights, weighted_loss
 from mlip.train.metrics import ErrorAccumulator
+from mlip.train.symmetry import SymmetryObjective, SymmetrySchedule, random_rotations
 
 
 class PotentialModule(pl.LightningModule):
@@ -34,6 +35,12 @@ class PotentialModule(pl.LightningModule):
         optimizer: "adam" or "adamw"; lr, weight_decay, amsgrad as in torch.optim.
         scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine", or "none".
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
+        rotation_augmentation: train on a randomly rotated copy of every structure (each step,
+            forces and stress rotated with it); for networks that are not equivariant by design.
+        symmetry_weight: weight of the learned-equivariance objective (`mlip.train.symmetry`,
+            TransIP-style; transformer only); 0 turns it off. symmetry_warmup_epochs and
+            symmetry_final_fraction schedule it (`SymmetrySchedule`); symmetry_temperature,
+            symmetry_level ("structure" | "atom") and symmetry_projection_dim shape it.
     """
 
     def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
@@ -41,7 +48,10 @@ class PotentialModule(pl.LightningModule):
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, optimizer: str = "adam", lr: float = 0.01,
                  weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
-                 plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0):
+                 plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
+                 rotation_augmentation: bool = False, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
+                 symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
+                 symmetry_level: str = "structure", symmetry_projection_dim: int = 32):
         super().__init__()
         if optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{optimizer}'")
@@ -50,7 +60,11 @@ class PotentialModule(pl.LightningModule):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got '{dtype}'")
         self.save_hyperparameters()
+        if symmetry_level not in ("structure", "atom"):
+            raise ValueError(f"symmetry_level must be 'structure' or 'atom', got '{symmetry_level}'")
         self.potential: Potential | None = None
+        self.symmetry: SymmetryObjective | None = None
+        self.symmetry_schedule = SymmetrySchedule(symmetry_weight, symmetry_warmup_epochs, symmetry_final_fraction)
         self.weights = LossWeights(energy_weight, forces_weight, stress_weight)
         self.val_errors = ErrorAccumulator()
 
@@ -62,6 +76,14 @@ class PotentialModule(pl.LightningModule):
         if datamodule is None:
             raise RuntimeError("PotentialModule needs a ShardDataModule to build its potential from the manifest")
         self.potential = self.build_from_manifest(datamodule.manifest)
+        if self.hparams.symmetry_weight > 0:
+            dim = getattr(self.potential.network, "embedding_dim", None)
+            if dim is None:
+                raise ValueError(f"symmetry_weight > 0 needs a network with per-atom embeddings (architecture "
+                                 f"'transformer'); model '{self.hparams.model}' has none")
+            h = self.hparams
+            self.symmetry = SymmetryObjective(dim, h.symmetry_projection_dim, h.symmetry_temperature,
+                                              h.symmetry_level).to(getattr(torch, h.dtype))
 
     def build_from_manifest(self, manifest: dict[str, Any]) -> Potential:
         options = load_preset(self.hparams.model)
@@ -99,12 +121,28 @@ class PotentialModule(pl.LightningModule):
             self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
 
     def training_step(self, batch: GraphBatch, batch_index: int) -> torch.Tensor:
-        batch = batch.to(dtype=getattr(torch, self.hparams.dtype))
-        loss, parts = weighted_loss(self._predict(batch, create_graph=True), batch, self.weights)
+        dtype = getattr(torch, self.hparams.dtype)
+        batch = batch.to(dtype=dtype)
         size = batch.num_graphs
+        if self.hparams.rotation_augmentation:
+            batch = batch.rotated(random_rotations(size, dtype, batch.positions.device))
+        if self.symmetry is None:
+            loss, parts = weighted_loss(self._predict(batch, create_graph=True), batch, self.weights)
+        else:
+            predicted = self.potential(batch, forces=True, stress=self.weights.stress > 0, create_graph=True,
+                                       embeddings=True)
+            loss, parts = weighted_loss(predicted, batch, self.weights)
+            rotations = random_rotations(size, dtype, batch.positions.device)
+            rotated = self.potential.embed(batch.rotated(rotations))
+            symmetry, symmetry_parts = self.symmetry(predicted["embedding"], rotated, rotations, batch.batch, size)
+            weight = self.symmetry_schedule.at(self.current_epoch, self.trainer.max_epochs)
+            loss = loss + weight * symmetry
+            parts.update({"symmetry": symmetry.detach(), **{f"symmetry_{k}": v for k, v in symmetry_parts.items()}})
+            self.log("symmetry_weight", weight, batch_size=size)
         self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=size)
         for name, value in parts.items():
-            self.log(f"train_{name}_mse", value, batch_size=size)
+            self.log(f"train_{name}" if name.startswith("symmetry") else f"train_{name}_mse", value,
+                     batch_size=size)
         return loss
 
     def validation_step(self, batch: GraphBatch, batch_index: int) -> None:
@@ -135,7 +173,7 @@ class PotentialModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
         kind = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
-        optimizer = kind(self.potential.parameters(), lr=h.lr, weight_decay=h.weight_decay, amsgrad=h.amsgrad)
+        optimizer = kind(self.parameters(), lr=h.lr, weight_decay=h.weight_decay, amsgrad=h.amsgrad)
         if h.scheduler == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=h.plateau_factor,
                                                                    patience=h.plateau_patience)
