@@ -1,13 +1,16 @@
 """EquivariantPotential forward+backward (energy + forces) cost, spline vs MLP radial, float32 vs
-float64, against MACE of comparable size in the same run.
+float64, against MACE of comparable size in the same run; also the transformer.
 
     python -m benchmarks.model_speed [--sizes 64 512 4096] [--mace-python .bench/mace/bin/python]
+    python -m benchmarks.model_speed --variants spline:float32 transformer:float32 --rounds 1 \
+        --out benchmarks/results/model_speed_transformer.json
 
 mlip: the `equivariant_medium` preset (32 channels, l ≤ 1, correlation 3, 2 layers, 5 Å), the
 size of the CPU MACE model in docs/BENCHMARKS.md (num_channels 32, max_L 1, correlation 3,
 2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
 energy+forces call on a prebuilt graph (graph building reported apart), and peak memory above
 the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round counts.
+Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers).
 """
 
 from __future__ import annotations
@@ -37,8 +40,12 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     from mlip.models.presets import load_preset
 
     atoms = systems()[system] if system in ("aspirin",) else systems((int(system[2:]),))[system]
-    options = load_preset("equivariant_medium")
-    options.update(radial=radial, avg_num_neighbors=20.0)
+    if radial == "transformer":
+        options = load_preset("transformer_small")
+        options.update(avg_num_neighbors=20.0)
+    else:
+        options = load_preset("equivariant_medium")
+        options.update(radial=radial, avg_num_neighbors=20.0)
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
     elements = sorted(set(atoms.numbers.tolist()))
@@ -49,7 +56,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     graph_ms = (time.perf_counter() - start) * 1e3
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
-    return {"package": "mlip", "model": f"equivariant-{radial}", "dtype": dtype_name, "system": system,
+    return {"package": "mlip", "model": radial if radial == "transformer" else f"equivariant-{radial}", "dtype": dtype_name, "system": system,
             "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
             "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,
             "peak_mem_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024,
@@ -63,10 +70,10 @@ def subprocess_json(command: list[str]) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def mlip_round(system_names: list[str]) -> list[dict]:
+def mlip_round(system_names: list[str], variants: list[tuple[str, str]]) -> list[dict]:
     rows = []
     for system in system_names:
-        for radial, dtype in VARIANTS:
+        for radial, dtype in variants:
             rows += subprocess_json([sys.executable, "-m", "benchmarks.model_speed", "--worker", system, radial, dtype])
             print(f"  mlip {rows[-1]['model']:>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
                   f"{rows[-1]['us_per_atom']:8.1f} µs/atom", flush=True)
@@ -102,12 +109,15 @@ def main() -> None:
     parser.add_argument("--mace-python", default=None, help="python of a MACE venv (../shared/bench/mace/setup.sh)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--variants", nargs="+", default=[f"{r}:{d}" for r, d in VARIANTS],
+                        help="mlip models as MODEL:DTYPE, MODEL in spline, mlp, transformer")
     args = parser.parse_args()
+    variants = [tuple(v.split(":")) for v in args.variants]
     names = ["aspirin"] + [f"Si{n}" for n in args.sizes]
     rows = []
     for round_ in range(args.rounds):
         print(f"round {round_ + 1}/{args.rounds}", flush=True)
-        rows += mlip_round(names)
+        rows += mlip_round(names, variants)
         if args.mace_python:
             rows += mace_round(args.mace_python, names)
     write_result("model_speed", {"rows": best(rows), "all_rounds": rows}, args.out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from mlip.train.symmetry import RotationConditionedMap, SymmetryObjective, Symme
 from tests.physics import CUTOFF
 from tests.test_physics import make
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY_TRANSFORMER = ("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0})
 TINY_EQUIVARIANT = ("equivariant", {"channels": 8, "lmax": 2, "num_layers": 2, "avg_num_neighbors": 12.0})
 
@@ -110,11 +112,10 @@ def _metrics(run):
 
 def test_training_with_symmetry_objective_and_augmentation(data_dir, tmp_path):
     run = tmp_path / "run"
-    train_main(["--run_dir", str(run), "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"),
-                "--data.val_fraction", "0.1", "--data.batch_size", "5", "--data.cutoff", "4.0",
-                "--model.model", "transformer_small", "--model.model_options", '{"dim": 32, "num_layers": 2}',
-                "--model.lr", "0.003", "--model.rotation_augmentation", "true", "--model.symmetry_weight", "0.5",
-                "--model.symmetry_warmup_epochs", "2", "--model.symmetry_level", "atom", "--trainer.max_epochs", "3",
+    train_main(["--config", str(ROOT / "configs" / "aspirin_transip.yaml"), "--run_dir", str(run),
+                "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"), "--data.cutoff", "4.0",
+                "--model.model_options", '{"dim": 32, "num_layers": 2}', "--model.lr", "0.003",
+                "--model.symmetry_weight", "0.5", "--model.symmetry_warmup_epochs", "2", "--trainer.max_epochs", "3",
                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     rows = _metrics(run)
     weights = sorted({float(r["symmetry_weight"]) for r in rows if r.get("symmetry_weight")})
