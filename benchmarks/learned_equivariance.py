@@ -47,7 +47,8 @@ def train(variant: str, shards: Path, work: Path, args: argparse.Namespace) -> P
         extra += ["--model.lr", str(args.transformer_lr), "--model.model_options", json.dumps(args.transformer_options)]
     if variant == "learned":
         extra += ["--model.symmetry_weight", str(args.symmetry_weight), "--model.symmetry_level", args.symmetry_level,
-                  "--model.symmetry_temperature", str(args.symmetry_temperature)]
+                  "--model.symmetry_temperature", str(args.symmetry_temperature),
+                  "--model.symmetry_stop_gradient", str(args.symmetry_stop_gradient).lower()]
     minutes = args.minutes
     run([str(bin_ / "mlip-train"), "--run_dir", str(work / variant), "--data.train", str(shards),
          "--data.val_fraction", "0.05", "--data.batch_size", "5", "--data.val_batch_size", "10",
@@ -137,6 +138,8 @@ def main() -> None:
     parser.add_argument("--symmetry-weight", type=float, default=0.1)
     parser.add_argument("--symmetry-level", default="atom", choices=("structure", "atom"))
     parser.add_argument("--symmetry-temperature", type=float, default=0.1)
+    parser.add_argument("--symmetry-stop-gradient", action="store_true",
+                        help="embed the rotated copy without gradient (cheaper objective)")
     parser.add_argument("--rotations", type=int, default=32)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()

@@ -56,7 +56,8 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     graph_ms = (time.perf_counter() - start) * 1e3
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
-    return {"package": "mlip", "model": radial if radial == "transformer" else f"equivariant-{radial}", "dtype": dtype_name, "system": system,
+    model = radial if radial == "transformer" else f"equivariant-{radial}"
+    return {"package": "mlip", "model": model, "dtype": dtype_name, "system": system,
             "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
             "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,
             "peak_mem_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024,
