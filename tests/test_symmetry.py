@@ -110,12 +110,14 @@ def _metrics(run):
     return list(csv.DictReader(open(run / "metrics.csv")))
 
 
-def test_training_with_symmetry_objective_and_augmentation(data_dir, tmp_path):
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_training_with_symmetry_objective_and_augmentation(data_dir, tmp_path, stop_gradient):
     run = tmp_path / "run"
     train_main(["--config", str(ROOT / "configs" / "aspirin_transip.yaml"), "--run_dir", str(run),
                 "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"), "--data.cutoff", "4.0",
                 "--model.model_options", '{"dim": 32, "num_layers": 2}', "--model.lr", "0.003",
                 "--model.symmetry_weight", "0.5", "--model.symmetry_warmup_epochs", "2", "--trainer.max_epochs", "3",
+                "--model.symmetry_stop_gradient", str(stop_gradient).lower(),
                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     rows = _metrics(run)
     weights = sorted({float(r["symmetry_weight"]) for r in rows if r.get("symmetry_weight")})
