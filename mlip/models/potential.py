@@ -80,7 +80,7 @@ class Potential(nn.Module):
             positions = positions + torch.einsum("ni,nij->nj", positions, symmetric[batch.batch])
             cell = cell + torch.bmm(cell, symmetric)
         offsets = torch.einsum("ek,ekl->el", batch.shifts, cell[batch.edge_batch])
-        vectors = positions[batch.senders] - positions[batch.receivers] + offsets
+        vectors = positions.index_select(0, batch.senders) - positions.index_select(0, batch.receivers) + offsets
         out: dict[str, torch.Tensor] = {}
         if embeddings:
             out["embedding"] = self._network_embedding(species, vectors, batch)

@@ -34,14 +34,16 @@ class NeighborAttention(nn.Module):
         n, h, d = x.shape[0], self.heads, self.head_dim
         q, k, v = self.qkv(x).view(n, 3, h, d).unbind(1)
         scale = 1.0 / math.sqrt(d)
-        edge_logits = (q[receivers] * k[senders]).sum(-1) * scale + self.edge_bias(edge_features)  # (E, H)
+        # index_select, not x[index]: its backward is index_add, several times faster on CPU.
+        q_edge, k_edge = q.index_select(0, receivers), k.index_select(0, senders)
+        edge_logits = (q_edge * k_edge).sum(-1) * scale + self.edge_bias(edge_features)  # (E, H)
         self_logits = (q * k).sum(-1) * scale  # (N, H)
         # Softmax is shift invariant: subtract a per-atom maximum (no gradient needed through it).
         index = receivers.unsqueeze(-1).expand_as(edge_logits)
         peak = self_logits.detach().scatter_reduce(0, index, edge_logits.detach(), reduce="amax", include_self=True)
-        edge_w = torch.exp(edge_logits - peak[receivers]) * envelope.unsqueeze(-1)
+        edge_w = torch.exp(edge_logits - peak.index_select(0, receivers)) * envelope.unsqueeze(-1)
         self_w = torch.exp(self_logits - peak)
         norm = self_w.index_add(0, receivers, edge_w)  # (N, H)
-        edge_v = v[senders] + self.edge_value(edge_features).view(-1, h, d)
+        edge_v = v.index_select(0, senders) + self.edge_value(edge_features).view(-1, h, d)
         mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
         return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))

@@ -40,6 +40,6 @@ class EquivariantConvolution(nn.Module):
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
                 receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
         weights = self.radial(lengths)
-        messages = self.tensor_product(node_feats[senders], edge_sh, weights)
+        messages = self.tensor_product(node_feats.index_select(0, senders), edge_sh, weights)
         out = torch.zeros(node_feats.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device)
         return out.index_add_(0, receivers, messages) / self.avg_num_neighbors
