@@ -135,6 +135,22 @@ def test_training_with_symmetry_objective_and_augmentation(data_dir, tmp_path, s
     assert measured["rotations"] == 4 and measured["force_relative_error"] > 0
 
 
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_stop_gradient_detaches_only_the_rotated_view(molecules, stop_gradient):
+    from mlip.train.module import PotentialModule
+
+    module = PotentialModule(model="transformer_small", symmetry_weight=0.1, symmetry_stop_gradient=stop_gradient)
+    module.potential = make(TINY_TRANSFORMER).float()
+    batch = GraphBatch.from_frames(molecules[:2], CUTOFF).to(dtype=torch.float32)
+    rotations = random_rotations(2, torch.float32)
+    rotated = module.rotated_embedding(batch, rotations)
+    assert rotated.requires_grad is (not stop_gradient)
+    original = module.potential.embed(batch)
+    assert original.requires_grad  # the original view always trains
+    # Same values either way: only the gradient path differs.
+    torch.testing.assert_close(rotated.detach(), module.potential.embed(batch.rotated(rotations)).detach())
+
+
 def test_symmetry_objective_refuses_equivariant_network(data_dir, tmp_path):
     with pytest.raises(ValueError, match="transformer"):
         train_main(["--run_dir", str(tmp_path / "run"), "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"),

@@ -53,7 +53,7 @@ class PotentialModule(pl.LightningModule):
                  plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
                  rotation_augmentation: bool = False, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
                  symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
-                 symmetry_level: str = "structure", symmetry_projection_dim: int = 32,
+                 symmetry_level: str = "atom", symmetry_projection_dim: int = 32,
                  symmetry_stop_gradient: bool = False):
         super().__init__()
         if optimizer not in ("adam", "adamw"):
@@ -123,6 +123,12 @@ class PotentialModule(pl.LightningModule):
         if late is not None and self.hparams.late_energy_weight is not None and self.current_epoch >= late:
             self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
 
+    def rotated_embedding(self, batch: GraphBatch, rotations: torch.Tensor) -> torch.Tensor:
+        """Per-atom embeddings (N, D) of the batch rotated by `rotations` (B, 3, 3): the symmetry
+        objective's second view; without gradient when symmetry_stop_gradient is set."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.hparams.symmetry_stop_gradient):
+            return self.potential.embed(batch.rotated(rotations))
+
     def training_step(self, batch: GraphBatch, batch_index: int) -> torch.Tensor:
         dtype = getattr(torch, self.hparams.dtype)
         batch = batch.to(dtype=dtype)
@@ -136,8 +142,7 @@ class PotentialModule(pl.LightningModule):
                                        embeddings=True)
             loss, parts = weighted_loss(predicted, batch, self.weights)
             rotations = random_rotations(size, dtype, batch.positions.device)
-            with torch.set_grad_enabled(not self.hparams.symmetry_stop_gradient):
-                rotated = self.potential.embed(batch.rotated(rotations))
+            rotated = self.rotated_embedding(batch, rotations)
             symmetry, symmetry_parts = self.symmetry(predicted["embedding"], rotated, rotations, batch.batch, size)
             weight = self.symmetry_schedule.at(self.current_epoch, self.trainer.max_epochs)
             loss = loss + weight * symmetry
