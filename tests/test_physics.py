@@ -17,6 +17,9 @@ SMALL = {"channels": 8, "lmax": 2, "num_layers": 2, "correlation": 3, "avg_num_n
 EQUIVARIANT = [
     pytest.param(("equivariant", {**SMALL, "radial": "spline"}), id="equivariant-spline"),
     pytest.param(("equivariant", {**SMALL, "radial": "mlp", "radial_hidden": (16,)}), id="equivariant-mlp"),
+    # MACE's layout: edge harmonics and neighbour sum to l = 3, hidden l = 1, element-dependent product
+    pytest.param(("equivariant", {**SMALL, "lmax": 1, "sh_lmax": 3, "a_lmax": 3, "species_product": True}),
+                 id="equivariant-a3-species"),
 ]
 # Not rotation invariant by construction (it learns it): every check but O(3) applies.
 TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0}),

@@ -16,6 +16,9 @@ class EquivariantNetwork(nn.Module):
     Node features are `channels` copies of every l ≤ `lmax` (0..3); edges carry spherical
     harmonics up to `sh_lmax` (default `lmax`) and radial functions per path and channel:
     `radial="spline"` (Facet-style cubic B-splines, default) or `"mlp"` (Bessel + MLP).
+    The neighbour sum A entering the product basis keeps every l ≤ `a_lmax` (default `lmax`;
+    MACE's recipe is a_lmax = sh_lmax = 3 with lmax = 1), and `species_product=True` makes
+    the product basis' path weights element-dependent (as MACE's symmetric contraction).
 
     Inputs are species indices and edge vectors only, so the energy is invariant to
     translations by construction and to rotations/reflections through e3nn's exact algebra.
@@ -27,10 +30,13 @@ class EquivariantNetwork(nn.Module):
     def __init__(self, num_species: int, cutoff: float, channels: int = 32, lmax: int = 2, sh_lmax: int | None = None,
                  num_layers: int = 2, correlation: int = 3, radial: str = "spline", num_basis: int = 8,
                  radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
-                 nonlinearity: str = "gate", readout_hidden: int = 16):
+                 nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | None = None,
+                 species_product: bool = False):
         super().__init__()
         if not 0 <= lmax <= 3:
             raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
+        if a_lmax is not None and not lmax <= a_lmax <= 3:
+            raise ValueError(f"a_lmax must be between lmax ({lmax}) and 3, got {a_lmax}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.num_species, self.cutoff = num_species, float(cutoff)
@@ -44,7 +50,8 @@ class EquivariantNetwork(nn.Module):
             last = layer == num_layers - 1
             irreps_out = scalars if last else hidden_irreps(channels, lmax)
             block = InteractionBlock(irreps, irreps_out, self.sh_irreps, num_species, cutoff, radial, num_basis,
-                                     tuple(radial_hidden), avg_num_neighbors, correlation, nonlinearity)
+                                     tuple(radial_hidden), avg_num_neighbors, correlation, nonlinearity, a_lmax,
+                                     species_product)
             self.blocks.append(block)
             readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
                                      o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))

@@ -7,8 +7,10 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.irreps import hidden_irreps
 from mlip.nn.message import EquivariantConvolution
 from mlip.nn.product import ProductBasis
+from mlip.nn.sphere_grid import SphereGridActivation
 
 
 def gated(irreps: o3.Irreps) -> tuple[o3.Irreps, nn.Module]:
@@ -26,10 +28,13 @@ def gated(irreps: o3.Irreps) -> tuple[o3.Irreps, nn.Module]:
 class InteractionBlock(nn.Module):
     """h ← σ( Linear(ProductBasis(Linear(conv(Linear(h))))) + SkipTP(h, species) ).
 
-    conv: `EquivariantConvolution` (spline or Bessel+MLP radial); ProductBasis raises the body
-    order; the skip connection is a tensor product with the one-hot species (NequIP's
-    self-connection); σ is a gate (scalars: SiLU; l > 0: scaled by sigmoid-gated scalars) or
-    identity.
+    conv: `EquivariantConvolution` (spline or Bessel+MLP radial) builds the neighbour sum A
+    with every l ≤ `a_lmax` (default: the output's lmax; MACE keeps l ≤ 3 here while its
+    hidden features stop at l = 1); ProductBasis raises the body order and contracts A to the
+    output irreps (element-dependent weights with `species_weights`); the skip connection is
+    a tensor product with the one-hot species (NequIP's self-connection); σ is a gate
+    (scalars: SiLU; l > 0: scaled by sigmoid-gated scalars), Facet's sphere-grid MLP
+    (`"grid"`, approximately equivariant) or identity.
 
     Shapes: node_feats (N, irreps_in.dim), species_onehot (N, S), edge_sh (E, ·), lengths (E,)
             → (N, irreps_out.dim).
@@ -37,21 +42,26 @@ class InteractionBlock(nn.Module):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, sh_irreps: o3.Irreps, num_species: int,
                  cutoff: float, radial: str = "spline", num_basis: int = 8, radial_hidden: tuple[int, ...] = (64, 64),
-                 avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate"):
+                 avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate",
+                 a_lmax: int | None = None, species_weights: bool = False):
         super().__init__()
-        lmax = max(ir.l for _, ir in irreps_out)
+        channels = irreps_out[0].mul
+        a_lmax = max(ir.l for _, ir in irreps_out) if a_lmax is None else a_lmax
+        a_irreps = hidden_irreps(channels, a_lmax)
         self.up = o3.Linear(irreps_in, irreps_in)
-        self.conv = EquivariantConvolution(irreps_in, sh_irreps, lmax, cutoff, radial, num_basis, radial_hidden,
+        self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, cutoff, radial, num_basis, radial_hidden,
                                            avg_num_neighbors)
-        self.mix = o3.Linear(self.conv.irreps_out, irreps_out)
-        self.product = ProductBasis(irreps_out, correlation)
+        self.mix = o3.Linear(self.conv.irreps_out, a_irreps)
+        self.product = ProductBasis(a_irreps, correlation, irreps_out, num_species, species_weights)
         species = o3.Irreps(f"{num_species}x0e")
         if nonlinearity == "gate":
             gate_in, self.activation = gated(irreps_out)
+        elif nonlinearity == "grid":
+            gate_in, self.activation = irreps_out, SphereGridActivation(irreps_out)
         elif nonlinearity == "none":
             gate_in, self.activation = irreps_out, nn.Identity()
         else:
-            raise ValueError(f"nonlinearity must be 'gate' or 'none', got '{nonlinearity}'")
+            raise ValueError(f"nonlinearity must be 'gate', 'grid' or 'none', got '{nonlinearity}'")
         self.down = o3.Linear(irreps_out, gate_in)
         self.skip = o3.FullyConnectedTensorProduct(irreps_in, species, gate_in)
         self.irreps_out = irreps_out
@@ -59,5 +69,5 @@ class InteractionBlock(nn.Module):
     def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,
                 lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
         messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders)
-        features = self.down(self.product(self.mix(messages)))
+        features = self.down(self.product(self.mix(messages), species_onehot))
         return self.activation(features + self.skip(node_feats, species_onehot))

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.irreps import to_block_layout, to_channel_layout
 from mlip.nn.radial import build_radial
 
 
-class EquivariantConvolution(nn.Module):
-    """m_i = (1/n̄) Σ_j TP(h_j, Y(r̂_ij); R(r_ij)), channel-wise ("uvu") paths to every l ≤ lmax.
+def coupling_paths(lmax_in: int, lmax_sh: int, lmax_out: int) -> list[tuple[int, int, int]]:
+    """All (l_in, l_sh, l_out) with l_out ≤ lmax_out allowed by the triangle rule and natural parity."""
+    return [(l1, l2, l3) for l1 in range(lmax_in + 1) for l2 in range(lmax_sh + 1)
+            for l3 in range(abs(l1 - l2), min(l1 + l2, lmax_out) + 1) if (l1 + l2 + l3) % 2 == 0]
 
-    Each path and channel has its own radial function R (spline or Bessel+MLP), so
-    weights have shape (E, weight_numel). n̄ is the mean neighbour count of the training set.
+
+class EquivariantConvolution(nn.Module):
+    """m_i = (1/n̄) Σ_j Σ_paths R_p,c(r_ij) [h_j,c ⊗ Y(r̂_ij)]_p, one path per (l_in, l_sh → l_out).
+
+    A channel-wise ("uvu") tensor product of sender features (C copies of every l ≤ lmax_in,
+    natural parity) with the edge's spherical harmonics (l ≤ lmax_sh) to every l_out ≤
+    `lmax`, each path and channel weighted by its own radial function R (spline or
+    Bessel+MLP). n̄ is the mean neighbour count of the training set.
+
+    Fused for speed: the Clebsch-Gordan coefficients of all paths form one dense tensor, so an
+    edge costs one small matmul with its harmonics and one batched product with its features
+    (no Python loop over paths); exact, as e3nn's `TensorProduct`. The output keeps every path
+    as its own copy, in e3nn block layout sorted by l (`irreps_out`), for a Linear to mix.
 
     Shapes: node_feats (N, irreps_in.dim), edge_sh (E, sh.dim), r (E,) Å → (N, irreps_out.dim).
     """
@@ -21,25 +37,41 @@ class EquivariantConvolution(nn.Module):
     def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, cutoff: float, radial: str = "spline",
                  num_basis: int = 8, radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0):
         super().__init__()
-        outputs, instructions = [], []
-        for i, (mul, ir_in) in enumerate(irreps_in):
-            for j, (_, ir_sh) in enumerate(sh_irreps):
-                for ir_out in ir_in * ir_sh:
-                    if ir_out.l <= lmax and ir_out.p == (-1) ** ir_out.l:
-                        instructions.append((i, j, len(outputs), "uvu", True))
-                        outputs.append((mul, ir_out))
-        irreps_mid = o3.Irreps(outputs)
-        irreps_out, permutation, _ = irreps_mid.sort()
-        instructions = [(i, j, permutation[k], mode, train) for i, j, k, mode, train in instructions]
-        self.irreps_out = irreps_out
-        self.tensor_product = o3.TensorProduct(irreps_in, sh_irreps, irreps_out, instructions,
-                                               shared_weights=False, internal_weights=False)
-        self.radial = build_radial(radial, cutoff, self.tensor_product.weight_numel, num_basis, radial_hidden)
+        irreps_in = o3.Irreps(irreps_in)
+        self.channels = irreps_in[0].mul
+        self.lmax_in = max(ir.l for _, ir in irreps_in)
+        lmax_sh = max(ir.l for _, ir in o3.Irreps(sh_irreps))
+        if [(m, ir.l, ir.p) for m, ir in irreps_in] != [(self.channels, l, (-1) ** l) for l in range(self.lmax_in + 1)]:
+            raise ValueError(f"convolution input must be C copies of every l ≤ lmax of natural parity, got {irreps_in}")
+        paths = sorted(coupling_paths(self.lmax_in, lmax_sh, lmax), key=lambda p: (p[2], p[0], p[1]))
+        # Dense coupling tensor (dim_in, dim_sh, n_out): output columns grouped by path, paths sorted by l_out.
+        dim_in, dim_sh = (self.lmax_in + 1) ** 2, (lmax_sh + 1) ** 2
+        n_out = sum(2 * l3 + 1 for _, _, l3 in paths)
+        coupling = torch.zeros(dim_in, dim_sh, n_out, dtype=torch.float64)
+        path_of_column, column = [], 0
+        fan_in = {l3: sum(1 for p in paths if p[2] == l3) for _, _, l3 in paths}
+        for index, (l1, l2, l3) in enumerate(paths):
+            # component normalisation: unit-variance inputs give unit-variance outputs per l_out
+            w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt((2 * l3 + 1) / fan_in[l3])
+            coupling[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, column:column + 2 * l3 + 1] = w3j
+            path_of_column += [index] * (2 * l3 + 1)
+            column += 2 * l3 + 1
+        self.register_buffer("coupling", coupling.permute(1, 0, 2).reshape(dim_sh, dim_in * n_out)
+                             .to(torch.get_default_dtype()))
+        self.register_buffer("path_of_column", torch.tensor(path_of_column, dtype=torch.long), persistent=False)
+        self.dim_in, self.n_out, self.paths = dim_in, n_out, paths
+        self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])
+        self.weight_numel = len(paths) * self.channels
+        self.radial = build_radial(radial, cutoff, self.weight_numel, num_basis, radial_hidden)
         self.avg_num_neighbors = float(avg_num_neighbors)
 
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
                 receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
-        weights = self.radial(lengths)
-        messages = self.tensor_product(node_feats.index_select(0, senders), edge_sh, weights)
-        out = torch.zeros(node_feats.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device)
-        return out.index_add_(0, receivers, messages) / self.avg_num_neighbors
+        n_edges, c = edge_sh.shape[0], self.channels
+        weights = self.radial(lengths).reshape(n_edges, c, len(self.paths)).index_select(2, self.path_of_column)
+        couplings = (edge_sh @ self.coupling).reshape(n_edges, self.dim_in, self.n_out)    # (E, dim_in, n_out)
+        features = to_channel_layout(node_feats, c, self.lmax_in).index_select(0, senders)  # (E, C, dim_in)
+        messages = torch.bmm(features, couplings) * weights                                 # (E, C, n_out)
+        summed = torch.zeros(node_feats.shape[0], c, self.n_out, dtype=messages.dtype, device=messages.device)
+        summed = summed.index_add_(0, receivers, messages) / self.avg_num_neighbors
+        return to_block_layout(summed, [l3 for _, _, l3 in self.paths])  # one C×(2l+1) block per path

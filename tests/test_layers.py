@@ -1,0 +1,128 @@
+"""The equivariant layers one by one: exact layers exact in float64, the sphere-grid layer's error measured."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from e3nn import o3
+
+from mlip.nn.irreps import hidden_irreps
+from mlip.nn.message import EquivariantConvolution
+from mlip.nn.product import ProductBasis
+from mlip.nn.sphere_grid import SphereGridActivation
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def relative_equivariance_error(layer, irreps_in: o3.Irreps, irreps_out: o3.Irreps, *extra, seeds: int = 4) -> float:
+    """max over random rotations/reflections g of |f(D_in(g) x) − D_out(g) f(x)| / |f(x)|."""
+    torch.manual_seed(0)
+    x = irreps_in.randn(20, -1)
+    worst = 0.0
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        rotation = o3.rand_matrix() * (-1 if seed % 2 else 1)
+        moved = layer(x @ irreps_in.D_from_matrix(rotation).T, *extra)
+        expected = layer(x, *extra) @ irreps_out.D_from_matrix(rotation).T
+        worst = max(worst, float((moved - expected).detach().norm() / expected.detach().norm()))
+    return worst
+
+
+@pytest.mark.parametrize("a_lmax,lmax,species", [(1, 1, False), (3, 1, True), (3, 0, True), (2, 2, False)])
+def test_product_basis_is_exactly_equivariant(a_lmax, lmax, species):
+    irreps_in, irreps_out = hidden_irreps(4, a_lmax), hidden_irreps(4, lmax)
+    torch.manual_seed(0)
+    product = ProductBasis(irreps_in, 3, irreps_out, num_species=3, species_weights=species)
+    onehot = torch.nn.functional.one_hot(torch.randint(0, 3, (20,)), 3).double()
+    assert relative_equivariance_error(product, irreps_in, irreps_out, onehot) < 1e-12
+
+
+def test_species_weights_make_the_product_depend_on_the_element():
+    irreps = hidden_irreps(4, 1)
+    product = ProductBasis(hidden_irreps(4, 3), 3, irreps, num_species=2, species_weights=True)
+    a = hidden_irreps(4, 3).randn(1, -1)
+    first, second = (product(a, torch.tensor([[1.0, 0.0]])), product(a, torch.tensor([[0.0, 1.0]])))
+    assert not torch.allclose(first, second)
+
+
+@pytest.mark.parametrize("lmax_in,sh_lmax,a_lmax", [(0, 3, 3), (1, 3, 3), (1, 3, 1), (2, 2, 2)])
+def test_fused_convolution_is_exactly_equivariant(lmax_in, sh_lmax, a_lmax):
+    torch.manual_seed(0)
+    irreps_in, sh = hidden_irreps(4, lmax_in), o3.Irreps.spherical_harmonics(sh_lmax)
+    conv = EquivariantConvolution(irreps_in, sh, a_lmax, cutoff=4.0)
+    vectors = 3 * torch.rand(30, 3) - 1.5
+    receivers, senders = torch.randint(0, 20, (30,)), torch.randint(0, 20, (30,))
+
+    def layer(x, rotation=None):
+        v = vectors if rotation is None else vectors @ rotation.T
+        edge_sh = o3.spherical_harmonics(sh, v, normalize=True, normalization="component")
+        return conv(x, edge_sh, v.norm(dim=-1), receivers, senders)
+
+    x = irreps_in.randn(20, -1)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        rotation = o3.rand_matrix() * (-1 if seed % 2 else 1)
+        moved = layer(x @ irreps_in.D_from_matrix(rotation).T, rotation)
+        expected = layer(x) @ conv.irreps_out.D_from_matrix(rotation).T
+        assert float((moved - expected).norm() / expected.norm()) < 1e-12
+
+
+class OnePath(torch.nn.Module):
+    """A radial function giving weight 1 to one path (every channel) and 0 to the others."""
+
+    def __init__(self, index: int, paths: int, channels: int):
+        super().__init__()
+        self.index, self.paths, self.channels = index, paths, channels
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        weights = torch.zeros(r.shape[0], self.channels, self.paths)
+        weights[:, :, self.index] = 1.0
+        return weights.reshape(r.shape[0], -1)
+
+
+def test_fused_convolution_matches_e3nn_tensor_product():
+    """Same function as e3nn's channel-wise TensorProduct: equal up to one constant per path."""
+    torch.manual_seed(0)
+    irreps_in, sh = hidden_irreps(3, 1), o3.Irreps.spherical_harmonics(2)
+    conv = EquivariantConvolution(irreps_in, sh, 2, cutoff=4.0, avg_num_neighbors=1.0)
+    x, y = irreps_in.randn(5, -1), sh.randn(5, -1)
+    ones = torch.ones(5)
+    for index, (l1, l2, l3) in enumerate(conv.paths):
+        reference = o3.TensorProduct(o3.Irreps(f"3x{l1}{'eo'[l1 % 2]}"), o3.Irreps(f"1x{l2}{'eo'[l2 % 2]}"),
+                                     o3.Irreps(f"3x{l3}{'eo'[l3 % 2]}"), [(0, 0, 0, "uvu", False)])
+        start_in = sum(3 * (2 * l + 1) for l in range(l1))
+        expected = reference(x[:, start_in:start_in + 3 * (2 * l1 + 1)], y[:, l2 * l2:(l2 + 1) ** 2])
+        conv.radial = OnePath(index, len(conv.paths), channels=3)
+        start_out = sum(3 * (2 * p[2] + 1) for p in conv.paths[:index])
+        got = conv(x, y, ones, torch.arange(5), torch.arange(5))[:, start_out:start_out + 3 * (2 * l3 + 1)]
+        ratio = (got * expected).sum() / (expected * expected).sum()
+        assert torch.allclose(got, ratio * expected, atol=1e-12)
+
+
+def test_sphere_grid_error_shrinks_with_the_grid():
+    """Equivariance error of the grid MLP against grid size (aliasing of the pointwise nonlinearity)."""
+    irreps = hidden_irreps(8, 2)
+    errors = []
+    for resolution in [(6, 5), (10, 9), (14, 13), (18, 17), (30, 29)]:
+        torch.manual_seed(0)
+        layer = SphereGridActivation(irreps, resolution=resolution)
+        errors.append(relative_equivariance_error(layer, irreps, irreps))
+    assert all(later < earlier for earlier, later in zip(errors, errors[1:]))
+    assert errors[0] > 1e-3 and errors[-1] < 1e-8, errors
+
+
+def test_sphere_grid_is_exact_for_reflections_and_scalars():
+    irreps = hidden_irreps(8, 1)
+    layer = SphereGridActivation(irreps)
+    x = irreps.randn(10, -1)
+    inversion = -torch.eye(3)
+    assert torch.allclose(layer(x @ irreps.D_from_matrix(inversion).T), layer(x) @ irreps.D_from_matrix(inversion).T,
+                          atol=1e-12)
+    scalars = SphereGridActivation(hidden_irreps(8, 0))
+    assert torch.allclose(scalars(x[:, :8]), scalars.mlp(x[:, :8]))
