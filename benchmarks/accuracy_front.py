@@ -60,10 +60,18 @@ DATASETS = {
 
 
 # ----- data: one split, written once, read by both packages ------------------------------------
-def read_frames(path: Path) -> list:
-    """Frames of any input mlip reads; si_mo2023 folders (POSCAR zip + JSON) via the example converter."""
-    import mlip.io
+def read_frames(path: Path, like: Path | None = None) -> list:
+    """Frames of any input mlip reads; si_mo2023 folders (POSCAR zip + JSON) via the example converter.
 
+    An mlearn test JSON is read with the shear-stress order of its training file `like`
+    (the order is read off the training file's Elastic cells; the test files have none).
+    """
+    import mlip.io
+    from mlip.io.mptrj_reader import mlearn_shear_order, read_mptrj
+
+    if like is not None and path.suffix == ".json" and like.suffix == ".json":
+        order = mlearn_shear_order(json.loads(like.read_text()))
+        return list(read_mptrj(path, require=("energy", "forces"), shear_order=order))
     if (path / "DATA.json").exists():
         sys.path.insert(0, str(ROOT / "examples"))
         from convert_si_mo2023 import convert_folder
@@ -108,7 +116,7 @@ def prepare(train: list[Path], tests: list[Path], work: Path, n_valid: int, seed
     test_files = {}
     for path in tests:
         name = path.stem if path.is_file() else path.name
-        test_files[name] = write_xyz(read_frames(path), work / f"test_{name}.xyz")
+        test_files[name] = write_xyz(read_frames(path, like=train[0]), work / f"test_{name}.xyz")
     return {"files": files, "tests": test_files, "e0s": least_squares_e0s(training), "n_train": len(training),
             "n_valid": len(valid), "stress": any(f.stress is not None for f in training)}
 

@@ -122,3 +122,52 @@ def test_json_list_of_pymatgen_structures(tmp_path):
     path.write_text(json.dumps(structures))
     frames = mlip.io.read(path)
     assert len(frames) == 2 and frames[0].energy is None and frames[1].n_atoms == 2
+
+
+def test_mlearn_json_labels_and_virial_stress_order(tmp_path):
+    """mlearn: labels under `outputs`, `virial_stress` in kBar, VASP order XX YY ZZ XY YZ ZX, compressive positive."""
+    from pymatgen.core import Lattice, Structure
+
+    structure = Structure(Lattice.cubic(5.43), ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    record = {"structure": structure.as_dict(), "group": "Elastic", "num_atoms": 2,
+              "outputs": {"energy": -10.8, "forces": [[0.1, 0, 0], [-0.1, 0, 0]],
+                          "virial_stress": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}}
+    (tmp_path / "training.json").write_text(json.dumps([record]))
+    frame = mlip.io.read(tmp_path / "training.json", require=("energy", "forces", "stress"))[0]
+    assert frame.energy == pytest.approx(-10.8)
+    np.testing.assert_allclose(frame.forces[0], [0.1, 0, 0])
+    expected = -KBAR * np.array([[1.0, 4.0, 6.0], [4.0, 2.0, 5.0], [6.0, 5.0, 3.0]])
+    np.testing.assert_allclose(frame.stress, expected)
+
+
+def _sheared_record(component: str, strain: float, entry: int) -> dict:
+    """An mlearn Elastic record: a cubic Si cell sheared in `component`, its stress in shear entry `entry`."""
+    from pymatgen.core import Lattice, Structure
+
+    cell = 5.43 * np.eye(3)
+    i, j = {"xy": (1, 0), "yz": (2, 1), "zx": (2, 0)}[component]
+    cell[i, j] = 2 * strain * 5.43
+    virial = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    virial[3 + entry] = -50.0 * np.sign(strain)
+    structure = Structure(Lattice(cell), ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    return {"structure": structure.as_dict(), "group": "Elastic", "description": f"{component} {strain}",
+            "outputs": {"energy": -10.8, "forces": [[0, 0, 0], [0, 0, 0]], "virial_stress": virial}}
+
+
+@pytest.mark.parametrize("order", [("xy", "yz", "zx"), ("xy", "zx", "yz")])
+def test_mlearn_shear_order_is_read_off_the_elastic_cells(tmp_path, order):
+    """mlearn's Si and Mo files store the shears in different orders; the Elastic cells tell which."""
+    from mlip.io.mptrj_reader import mlearn_shear_order, read_mptrj
+
+    records = [_sheared_record(component, strain, entry) for entry, component in enumerate(order)
+               for strain in (-0.02, 0.02)]
+    assert mlearn_shear_order(records) == order
+    (tmp_path / "training.json").write_text(json.dumps(records))
+    frames = mlip.io.read(tmp_path / "training.json", require=("stress",))
+    for frame in frames:  # the stress sits on the sheared component, with ASE's sign (tension positive)
+        i, j = np.unravel_index(np.argmax(np.abs(frame.stress - np.diag(np.diag(frame.stress)))), (3, 3))
+        assert abs(frame.cell[max(i, j), min(i, j)]) > 0.1
+        assert np.sign(frame.stress[i, j]) == np.sign(frame.cell[max(i, j), min(i, j)])
+    (tmp_path / "test.json").write_text(json.dumps([records[0]]))
+    forced = next(read_mptrj(tmp_path / "test.json", shear_order=("xy", "yz", "zx")))
+    assert forced.stress is not None

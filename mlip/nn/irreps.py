@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn import o3
 
@@ -33,3 +35,30 @@ def to_block_layout(x: torch.Tensor, ls: list[int]) -> torch.Tensor:
         blocks.append(x[:, :, start:start + 2 * l + 1].reshape(x.shape[0], -1))
         start += 2 * l + 1
     return torch.cat(blocks, dim=-1)
+
+
+def coupling_paths(lmax1: int, lmax2: int, lmax_out: int, symmetric: bool = False) -> list[tuple[int, int, int]]:
+    """(l1, l2, l3) with l3 ≤ lmax_out allowed by the triangle rule and natural parity, sorted by l3.
+
+    `symmetric=True` (both inputs the same tensor) keeps l1 ≤ l2: the swapped pair spans the same outputs.
+    """
+    paths = [(l1, l2, l3) for l1 in range(lmax1 + 1) for l2 in range(lmax2 + 1)
+             for l3 in range(abs(l1 - l2), min(l1 + l2, lmax_out) + 1)
+             if (l1 + l2 + l3) % 2 == 0 and not (symmetric and l2 < l1)]
+    return sorted(paths, key=lambda p: (p[2], p[0], p[1]))
+
+
+def coupling_tensor(paths: list[tuple[int, int, int]], lmax1: int, lmax2: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense Clebsch-Gordan tensor of all `paths`: ((lmax1+1)², (lmax2+1)², n_out), float64, and the path of
+    every output column (n_out,). Output columns are grouped by path; component normalisation
+    (unit-variance inputs give unit-variance outputs per l3, summed over its paths)."""
+    n_out = sum(2 * l3 + 1 for _, _, l3 in paths)
+    coupling = torch.zeros((lmax1 + 1) ** 2, (lmax2 + 1) ** 2, n_out, dtype=torch.float64)
+    fan_in = {l3: sum(1 for p in paths if p[2] == l3) for _, _, l3 in paths}
+    path_of_column, column = [], 0
+    for index, (l1, l2, l3) in enumerate(paths):
+        w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt((2 * l3 + 1) / fan_in[l3])
+        coupling[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, column:column + 2 * l3 + 1] = w3j
+        path_of_column += [index] * (2 * l3 + 1)
+        column += 2 * l3 + 1
+    return coupling, torch.tensor(path_of_column, dtype=torch.long)

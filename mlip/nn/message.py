@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from e3nn import o3
 from torch import nn
 
-from mlip.nn.irreps import to_block_layout, to_channel_layout
+from mlip.nn.irreps import coupling_paths, coupling_tensor, to_block_layout, to_channel_layout
 from mlip.nn.radial import build_radial
-
-
-def coupling_paths(lmax_in: int, lmax_sh: int, lmax_out: int) -> list[tuple[int, int, int]]:
-    """All (l_in, l_sh, l_out) with l_out ≤ lmax_out allowed by the triangle rule and natural parity."""
-    return [(l1, l2, l3) for l1 in range(lmax_in + 1) for l2 in range(lmax_sh + 1)
-            for l3 in range(abs(l1 - l2), min(l1 + l2, lmax_out) + 1) if (l1 + l2 + l3) % 2 == 0]
 
 
 class EquivariantConvolution(nn.Module):
@@ -43,22 +35,12 @@ class EquivariantConvolution(nn.Module):
         lmax_sh = max(ir.l for _, ir in o3.Irreps(sh_irreps))
         if [(m, ir.l, ir.p) for m, ir in irreps_in] != [(self.channels, l, (-1) ** l) for l in range(self.lmax_in + 1)]:
             raise ValueError(f"convolution input must be C copies of every l ≤ lmax of natural parity, got {irreps_in}")
-        paths = sorted(coupling_paths(self.lmax_in, lmax_sh, lmax), key=lambda p: (p[2], p[0], p[1]))
-        # Dense coupling tensor (dim_in, dim_sh, n_out): output columns grouped by path, paths sorted by l_out.
-        dim_in, dim_sh = (self.lmax_in + 1) ** 2, (lmax_sh + 1) ** 2
-        n_out = sum(2 * l3 + 1 for _, _, l3 in paths)
-        coupling = torch.zeros(dim_in, dim_sh, n_out, dtype=torch.float64)
-        path_of_column, column = [], 0
-        fan_in = {l3: sum(1 for p in paths if p[2] == l3) for _, _, l3 in paths}
-        for index, (l1, l2, l3) in enumerate(paths):
-            # component normalisation: unit-variance inputs give unit-variance outputs per l_out
-            w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt((2 * l3 + 1) / fan_in[l3])
-            coupling[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, column:column + 2 * l3 + 1] = w3j
-            path_of_column += [index] * (2 * l3 + 1)
-            column += 2 * l3 + 1
+        paths = coupling_paths(self.lmax_in, lmax_sh, lmax)
+        coupling, path_of_column = coupling_tensor(paths, self.lmax_in, lmax_sh)  # (dim_in, dim_sh, n_out)
+        dim_in, dim_sh, n_out = coupling.shape
         self.register_buffer("coupling", coupling.permute(1, 0, 2).reshape(dim_sh, dim_in * n_out)
                              .to(torch.get_default_dtype()))
-        self.register_buffer("path_of_column", torch.tensor(path_of_column, dtype=torch.long), persistent=False)
+        self.register_buffer("path_of_column", path_of_column, persistent=False)
         self.dim_in, self.n_out, self.paths = dim_in, n_out, paths
         self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])
         self.weight_numel = len(paths) * self.channels
@@ -71,7 +53,10 @@ class EquivariantConvolution(nn.Module):
         weights = self.radial(lengths).reshape(n_edges, c, len(self.paths)).index_select(2, self.path_of_column)
         couplings = (edge_sh @ self.coupling).reshape(n_edges, self.dim_in, self.n_out)    # (E, dim_in, n_out)
         features = to_channel_layout(node_feats, c, self.lmax_in).index_select(0, senders)  # (E, C, dim_in)
-        messages = torch.bmm(features, couplings) * weights                                 # (E, C, n_out)
+        if self.dim_in == 1:  # scalar inputs (first layer): a broadcast product, no batched matmul
+            messages = features * couplings * weights
+        else:
+            messages = torch.bmm(features, couplings) * weights                             # (E, C, n_out)
         summed = torch.zeros(node_feats.shape[0], c, self.n_out, dtype=messages.dtype, device=messages.device)
         summed = summed.index_add_(0, receivers, messages) / self.avg_num_neighbors
         return to_block_layout(summed, [l3 for _, _, l3 in self.paths])  # one C×(2l+1) block per path

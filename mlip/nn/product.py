@@ -6,29 +6,45 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.irreps import coupling_paths, coupling_tensor, to_block_layout, to_channel_layout
 
-def channelwise_product(irreps1: o3.Irreps, irreps2: o3.Irreps, allowed: o3.Irreps, symmetric: bool = False,
-                        shared_weights: bool = True) -> o3.TensorProduct:
-    """x ⊗ y channel by channel ("uuu") for all pairs (l1, l2) → l of a type in `allowed`.
 
-    `symmetric=True` (x and y are the same tensor) keeps only pairs i ≤ j: the swapped pair
-    spans the same outputs. With `shared_weights=False` the path weights (one per path and
-    channel) come with the call, shape (N, weight_numel): e.g. per element.
+class ChannelwiseProduct(nn.Module):
+    """x ⊗ y channel by channel ("uuu"): every pair (l1, l2) → l3 ≤ `lmax_out` of natural parity,
+    each path and channel scaled by a learned weight (shared, or per element with `num_species`).
+
+    Fused like `EquivariantConvolution`: one dense Clebsch-Gordan matrix over all paths, so a
+    call is an outer product per channel and one matrix product. `symmetric=True` (x is y)
+    keeps only l1 ≤ l2. Output: one C×(2l3+1) block per path (`irreps_out`), e3nn layout.
+
+    Shapes: x (N, C·(lmax1+1)²), y (N, C·(lmax2+1)²), species_onehot (N, S) → (N, irreps_out.dim).
     """
-    kinds = {ir for _, ir in allowed}
-    outputs, instructions = [], []
-    for i, (mul, ir1) in enumerate(irreps1):
-        for j, (mul2, ir2) in enumerate(irreps2):
-            if symmetric and j < i:
-                continue
-            if mul2 != mul:
-                raise ValueError(f"channel-wise product needs equal multiplicities, got {irreps1} and {irreps2}")
-            for ir in ir1 * ir2:
-                if ir in kinds:
-                    instructions.append((i, j, len(outputs), "uuu", True))
-                    outputs.append((mul, ir))
-    return o3.TensorProduct(irreps1, irreps2, o3.Irreps(outputs), instructions, shared_weights=shared_weights,
-                            internal_weights=shared_weights)
+
+    def __init__(self, channels: int, lmax1: int, lmax2: int, lmax_out: int, symmetric: bool = False,
+                 num_species: int | None = None):
+        super().__init__()
+        self.channels, self.lmax1, self.lmax2 = channels, lmax1, lmax2
+        self.paths = coupling_paths(lmax1, lmax2, lmax_out, symmetric)
+        coupling, path_of_column = coupling_tensor(self.paths, lmax1, lmax2)
+        self.register_buffer("coupling", coupling.reshape(-1, coupling.shape[-1]).to(torch.get_default_dtype()))
+        self.register_buffer("path_of_column", path_of_column, persistent=False)
+        self.irreps_out = o3.Irreps([(channels, (l3, (-1) ** l3)) for _, _, l3 in self.paths])
+        rows = 1 if num_species is None else num_species
+        self.weights = nn.Parameter(torch.randn(rows, channels, len(self.paths)))
+        self.per_species = num_species is not None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
+        n, c = x.shape[0], self.channels
+        x = to_channel_layout(x, c, self.lmax1)
+        y = to_channel_layout(y, c, self.lmax2)
+        outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(n, c, -1)
+        out = outer @ self.coupling                                              # (N, C, n_out)
+        if self.per_species:
+            weights = (species_onehot @ self.weights.reshape(self.weights.shape[0], -1)).reshape(n, c, -1)
+        else:
+            weights = self.weights.expand(n, -1, -1)
+        out = out * weights.index_select(2, self.path_of_column)
+        return to_block_layout(out, [l3 for _, _, l3 in self.paths])
 
 
 class ProductBasis(nn.Module):
@@ -36,8 +52,8 @@ class ProductBasis(nn.Module):
 
     A is a sum over neighbours (two-body per atom), so a product of ν copies carries
     (ν+1)-body information, as in MACE's symmetric contraction (Batatia et al. 2022). Each ⊗
-    is a channel-wise ("uuu") tensor product coupling every pair of l within a channel; W_ν
-    maps the paths back to one copy of each l. Exact in e3nn.
+    is a channel-wise ("uuu") tensor product coupling every pair of l within a channel
+    (`ChannelwiseProduct`); W_ν maps the paths back to one copy of each l. Exact.
 
     A may carry higher l than the output (`irreps_in` l ≤ 3 from l = 3 edge harmonics, output
     l ≤ 1, as MACE's max_ell 3 / max_L 1): intermediate products keep every l of A, the last
@@ -53,17 +69,15 @@ class ProductBasis(nn.Module):
         if correlation < 1:
             raise ValueError(f"correlation must be >= 1, got {correlation}")
         irreps_out = o3.Irreps(irreps_in if irreps_out is None else irreps_out)
-        self.species_weights = bool(species_weights)
+        channels, lmax_in = irreps_in[0].mul, max(ir.l for _, ir in irreps_in)
+        lmax_out = max(ir.l for _, ir in irreps_out)
         self.products = nn.ModuleList()
         self.mixers = nn.ModuleList()
-        self.path_weights = nn.ParameterList()
         for order in range(2, correlation + 1):
             last = order == correlation
-            product = channelwise_product(irreps_in, irreps_in, irreps_out if last else irreps_in,
-                                          symmetric=order == 2, shared_weights=not species_weights)
+            product = ChannelwiseProduct(channels, lmax_in, lmax_in, lmax_out if last else lmax_in,
+                                         symmetric=order == 2, num_species=num_species if species_weights else None)
             self.products.append(product)
-            if species_weights:  # one set of path × channel weights per element, ~unit scale like e3nn's
-                self.path_weights.append(nn.Parameter(torch.randn(num_species, product.weight_numel)))
             self.mixers.append(o3.Linear(product.irreps_out, irreps_out if last else irreps_in))
         kept = o3.Irreps([(mul, ir) for mul, ir in irreps_in if ir in {i for _, i in irreps_out}])
         self.keep = _slices(irreps_in, kept)
@@ -72,11 +86,8 @@ class ProductBasis(nn.Module):
 
     def forward(self, a: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
         features, current = [a[:, self.keep]], a
-        for k, (product, mixer) in enumerate(zip(self.products, self.mixers)):
-            if self.species_weights:
-                current = mixer(product(current, a, species_onehot @ self.path_weights[k]))
-            else:
-                current = mixer(product(current, a))
+        for product, mixer in zip(self.products, self.mixers):
+            current = mixer(product(current, a, species_onehot))
             features.append(current)
         return self.linear(torch.cat(features, dim=-1))
 

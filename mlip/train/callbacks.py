@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 
 from mlip.export import save
 from mlip.train.evaluate import evaluate_potential
@@ -57,3 +59,35 @@ class FinalizeRun(pl.Callback):
         print("\nvalidation: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k.endswith("mae"))
               + " (meV, meV/atom, meV/Å)\n" + "\n".join(lines)
               + f"\nnext: mlip-eval {self.outputs['model']} TEST_DATA  (errors and parity plots on held-out data)")
+
+
+class NamedEMAWeightAveraging(EMAWeightAveraging):
+    """Lightning's EMA of the weights, pairing the averaged and current tensors by name.
+
+    Lightning pairs them by position in parameters() + buffers(). The averaged copy is a
+    deepcopy, and a deepcopy of e3nn's compiled tensor products (torch.fx) lists their
+    Clebsch-Gordan constants as extra buffers, which shifts every later pair and fails (or,
+    worse, copies the wrong tensors). Only parameters are averaged (`use_buffers=False`: mlip's
+    buffers are constants), and swaps pair tensors by name, which is exact.
+    """
+
+    def __init__(self, decay: float = 0.999, **kwargs: Any):
+        kwargs.setdefault("use_buffers", False)
+        super().__init__(decay=decay, **kwargs)
+
+    def _pairs(self, pl_module: "pl.LightningModule") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        averaged = self._average_model.module
+        mine = dict(itertools.chain(averaged.named_parameters(), averaged.named_buffers()))
+        for name, current in itertools.chain(pl_module.named_parameters(), pl_module.named_buffers()):
+            if name in mine:
+                yield mine[name], current
+
+    def _swap_models(self, pl_module: "pl.LightningModule") -> None:
+        for average, current in self._pairs(pl_module):
+            saved = average.data.clone()
+            average.data.copy_(current.data)
+            current.data.copy_(saved)
+
+    def _copy_average_to_current(self, pl_module: "pl.LightningModule") -> None:
+        for average, current in self._pairs(pl_module):
+            current.data.copy_(average.data)

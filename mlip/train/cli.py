@@ -14,12 +14,11 @@ from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from mlip.data.datamodule import ShardDataModule
-from mlip.train.callbacks import AtomicCheckpointIO, FinalizeRun
+from mlip.train.callbacks import AtomicCheckpointIO, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.module import PotentialModule
 
 
@@ -45,7 +44,7 @@ class TrainCLI(LightningCLI):
             FinalizeRun(run),
         ]
         if config["ema_decay"] > 0:
-            callbacks.append(EMAWeightAveraging(decay=config["ema_decay"]))
+            callbacks.append(NamedEMAWeightAveraging(decay=config["ema_decay"]))
         if config["early_stopping_patience"] > 0:
             callbacks.append(EarlyStopping("val_loss", patience=config["early_stopping_patience"]))
         configured = self.config_init["trainer"].get("callbacks") or []  # the user's own, kept

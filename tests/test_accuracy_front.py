@@ -1,0 +1,74 @@
+"""The accuracy-front harness' pieces that need no training: split files, E0s, errors, curves."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+
+from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_curve, mlip_command, prepare, time_to_reach,
+                                       variant_options)
+
+
+def test_split_files_are_shared_and_disjoint(tmp_path, data_dir):
+    data = prepare([data_dir / "acac_train_300K_100.xyz"], [data_dir / "acac_test_MD_300K_50.xyz"], tmp_path,
+                   n_valid=50, seed=0)
+    train, valid = ase.io.read(data["files"]["train"], ":"), ase.io.read(data["files"]["valid"], ":")
+    assert (len(train), len(valid)) == (90, 10)  # validation capped at 10 % of the frames
+    positions = {a.positions.tobytes() for a in train}
+    assert not any(a.positions.tobytes() in positions for a in valid)
+    assert all("REF_energy" in a.info and "REF_forces" in a.arrays for a in train + valid)
+    assert len(ase.io.read(data["tests"]["acac_test_MD_300K_50"], ":")) == 50
+    assert set(data["e0s"]) == {1, 6, 8} and not data["stress"]
+
+
+def test_least_squares_e0s_recover_per_element_energies():
+    from mlip.io import Frame
+
+    truth = {1: -13.6, 8: -2041.0}
+    frames = []
+    for n_h, n_o in [(2, 1), (4, 2), (1, 3), (5, 1)]:
+        numbers = np.array([1] * n_h + [8] * n_o)
+        frames.append(Frame(numbers=numbers, positions=np.random.default_rng(n_h).random((len(numbers), 3)) * 5,
+                            energy=sum(truth[z] for z in numbers)))
+    assert least_squares_e0s(frames) == pytest.approx(truth)
+
+
+def test_errors_report_offset_removed_energy_mae():
+    reference = []
+    for n in (3, 5):
+        atoms = ase.Atoms("H" * n, positions=np.random.default_rng(n).random((n, 3)) * 4)
+        atoms.info["REF_energy"] = -1.0 * n
+        atoms.arrays["REF_forces"] = np.zeros((n, 3))
+        reference.append(atoms)
+    energies = np.array([-3.0 + 0.5, -5.0 + 0.7])  # constant offset 0.6 eV ± 0.1
+    forces = [np.full((3, 3), 0.01), np.full((5, 3), -0.02)]
+    result = errors(reference, energies, forces, None)
+    assert result["energy_mae_meV"] == pytest.approx(600.0)
+    assert result["energy_mae_offset_removed_meV"] == pytest.approx(100.0)
+    assert result["energy_mean_signed_meV"] == pytest.approx(600.0)
+    assert result["force_mae_meV_A"] == pytest.approx(1e3 * (9 * 0.01 + 15 * 0.02) / 24)
+    assert "stress_mae_meV_A3" not in result
+
+
+def test_curves_share_units_and_time_to_reach(tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps({"valid_curve": [[5.0, -1, 300.0, 900.0, "total"],
+                                                                      [60.0, 0, 210.0, 80.0, "total"],
+                                                                      [120.0, 1, 105.0, 40.0, "total"]]}))
+    curve = mace_curve(tmp_path, mean_atoms=21.0)
+    assert curve == [[60.0, 0, 10.0, 80.0], [120.0, 1, 5.0, 40.0]]  # initial point dropped, meV/atom
+    assert time_to_reach(curve, 50.0) == 120.0 and time_to_reach(curve, 10.0) is None
+
+
+def test_variants_from_presets_and_json(tmp_path):
+    assert variant_options("equivariant_small") == ("equivariant_small", {"preset": "equivariant_small"})
+    name, options = variant_options('{"preset": "equivariant_medium", "sh_lmax": 3, "model.late_energy_weight": 10}')
+    assert name == "equivariant_medium+sh_lmax=3+model.late_energy_weight=10"
+    data = {"files": {"train": tmp_path / "t.xyz", "valid": tmp_path / "v.xyz"}, "stress": True}
+    command = mlip_command(options, data, tmp_path / "run", 90.0)
+    assert command[command.index("--model.model_options") + 1] == '{"sh_lmax": 3}'
+    assert command[command.index("--model.late_energy_weight") + 1] == "10"
+    assert command[command.index("--trainer.max_time") + 1] == "00:00:01:30"
+    assert float(command[command.index("--model.stress_weight") + 1]) > 0
