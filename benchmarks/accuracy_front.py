@@ -236,7 +236,7 @@ def mlip_predictions(model: Path, test: Path, stress: bool) -> tuple[np.ndarray,
         batch = GraphBatch.from_frames([frame], potential.cutoff)
         out = potential(batch, forces=True, stress=stress and bool(atoms.pbc.all()))
         seconds.append((time.perf_counter() - start) / len(atoms))
-        energies.append(float(out["energy"][0]))
+        energies.append(float(out["energy"][0].detach()))
         forces.append(out["forces"].detach().numpy().astype(float))
         if "stress" in out:
             stresses.append(out["stress"][0].detach().numpy().astype(float))
@@ -294,6 +294,7 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for row in rows:
@@ -312,8 +313,11 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(alpha=0.3)
     axes[2].set_xscale("log")
+    axes[2].xaxis.set_major_formatter(ScalarFormatter())
     axes[0].set_title("validation energy error vs training time")
     axes[1].set_title("validation force error vs training time")
     axes[2].set_title("accuracy vs inference cost")
