@@ -9,7 +9,7 @@ import torch
 from mlip.models.potential import Potential
 
 ARCHITECTURES = ("equivariant", "transformer")
-POTENTIAL_OPTIONS = ("reference_energies", "scale", "shift", "learn_scale_shift")
+POTENTIAL_OPTIONS = ("reference_energies", "scale", "shift", "learn_scale_shift", "repulsion")
 
 
 def build_network(architecture: str, num_species: int, cutoff: float, **options: Any) -> torch.nn.Module:

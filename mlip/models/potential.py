@@ -29,12 +29,19 @@ class Potential(nn.Module):
         reference_energies: eV per element (e.g. the shard manifest's least-squares fit).
         scale, shift: eV; per-atom energy = scale · ε_i + shift (+ reference). `learn_scale_shift`
             makes them trainable.
+        repulsion: "zbl" adds the ZBL screened-Coulomb pair repulsion below the covalent
+            distance (`mlip.nn.repulsion`), a physical prior against atoms fusing in MD; None: off.
     """
 
     def __init__(self, network: nn.Module, atomic_numbers: list[int], cutoff: float,
                  reference_energies: Mapping[int, float] | None = None, scale: float = 1.0, shift: float = 0.0,
-                 learn_scale_shift: bool = False):
+                 learn_scale_shift: bool = False, repulsion: str | None = None):
         super().__init__()
+        if repulsion not in (None, "zbl"):
+            raise ValueError(f"repulsion must be 'zbl' or None, got '{repulsion}'")
+        from mlip.nn.repulsion import ZBLRepulsion
+
+        self.repulsion = ZBLRepulsion(atomic_numbers) if repulsion == "zbl" else None
         self.network = network
         self.atomic_numbers = [int(z) for z in atomic_numbers]
         self.cutoff = float(cutoff)
@@ -88,6 +95,8 @@ class Potential(nn.Module):
         else:
             node = self.network(species, vectors, batch.receivers, batch.senders)
         node_energy = self.scale * node + self.shift + self.reference[species]
+        if self.repulsion is not None:
+            node_energy = node_energy + self.repulsion(species, vectors, batch.receivers, batch.senders)
         energy = torch.zeros(batch.num_graphs, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch.batch, node_energy)
         out.update(energy=energy, node_energy=node_energy)
