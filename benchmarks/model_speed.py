@@ -5,9 +5,10 @@ float64, against MACE of comparable size in the same run; also the transformer.
     python -m benchmarks.model_speed --variants spline:float32 transformer:float32 --rounds 1 \
         --out benchmarks/results/model_speed_transformer.json
 
-mlip: the `equivariant_medium` preset (32 channels, l ≤ 1, correlation 3, 2 layers, 5 Å), the
-size of the CPU MACE model in docs/BENCHMARKS.md (num_channels 32, max_L 1, correlation 3,
-2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
+mlip: the `equivariant_medium` preset (32 channels, hidden l ≤ 1, neighbour sum l ≤ 2,
+element-dependent product, correlation 3, 2 layers, 5 Å) with its radial set to "spline" or
+"mlp" (the preset's own); the CPU MACE model of docs/BENCHMARKS.md (num_channels 32, max_L 1,
+max_ell 3, correlation 3, 2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
 energy+forces call on a prebuilt graph (graph building reported apart), and peak memory above
 the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round counts.
 Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers).
@@ -81,10 +82,10 @@ def mlip_round(system_names: list[str], variants: list[tuple[str, str]]) -> list
     return rows
 
 
-def mace_round(python: str, system_names: list[str]) -> list[dict]:
+def mace_round(python: str, system_names: list[str], dtypes: list[str]) -> list[dict]:
     rows = []
     for system in system_names:
-        for dtype in ("float32", "float64"):
+        for dtype in dtypes:
             rows += subprocess_json([python, str(ROOT / "benchmarks" / "mace_side" / "model_speed.py"), system, dtype])
             print(f"  MACE {'':>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
                   f"{rows[-1]['us_per_atom']:8.1f} µs/atom", flush=True)
@@ -120,7 +121,7 @@ def main() -> None:
         print(f"round {round_ + 1}/{args.rounds}", flush=True)
         rows += mlip_round(names, variants)
         if args.mace_python:
-            rows += mace_round(args.mace_python, names)
+            rows += mace_round(args.mace_python, names, sorted({dtype for _, dtype in variants} - {"transformer"}))
     write_result("model_speed", {"rows": best(rows), "all_rounds": rows}, args.out)
 
 
