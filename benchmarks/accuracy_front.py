@@ -294,7 +294,7 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for row in rows:
@@ -313,11 +313,12 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(alpha=0.3)
     axes[2].set_xscale("log")
-    axes[2].xaxis.set_major_formatter(ScalarFormatter())
+    for axis in (axes[0].yaxis, axes[1].yaxis, axes[2].yaxis, axes[2].xaxis):  # 1-2-5 ticks, plain numbers
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
     axes[0].set_title("validation energy error vs training time")
     axes[1].set_title("validation force error vs training time")
     axes[2].set_title("accuracy vs inference cost")
@@ -342,7 +343,13 @@ def main() -> None:
     parser.add_argument("--n-valid", type=int, default=50, help="validation frames (at most 10%% of the training set)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the split, runs and models here")
+    parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())["results"]
+        title = f"{saved['dataset']}: {saved['n_train']} training frames, {saved['minutes']:g} min per model, one core each"
+        print(plot(saved["rows"], title, args.replot.with_suffix(".png")))
+        return
     if args.dataset:
         train, tests, _ = DATASETS[args.dataset]
         train, tests = [DATA / p for p in train], [DATA / p for p in tests]
