@@ -6,7 +6,8 @@ import pytest
 import torch
 from e3nn import o3
 
-from mlip.nn.irreps import hidden_irreps
+from mlip.nn.irreps import groups_to_block_layout, hidden_irreps, to_block_layout, to_channel_layout
+from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
 from mlip.nn.product import ProductBasis
 from mlip.nn.sphere_grid import SphereGridActivation
@@ -38,15 +39,19 @@ def relative_equivariance_error(layer, irreps_in: o3.Irreps, irreps_out: o3.Irre
 def test_product_basis_is_exactly_equivariant(a_lmax, lmax, species):
     irreps_in, irreps_out = hidden_irreps(4, a_lmax), hidden_irreps(4, lmax)
     torch.manual_seed(0)
-    product = ProductBasis(irreps_in, 3, irreps_out, num_species=3, species_weights=species)
+    product = ProductBasis(4, a_lmax, lmax, 3, num_species=3, species_weights=species)
     onehot = torch.nn.functional.one_hot(torch.randint(0, 3, (20,)), 3).double()
-    assert relative_equivariance_error(product, irreps_in, irreps_out, onehot) < 1e-12
+
+    def layer(x, species):  # e3nn block layout in and out
+        out = product(to_channel_layout(x, 4, a_lmax), species)
+        return to_block_layout(out, list(range(lmax + 1)))
+
+    assert relative_equivariance_error(layer, irreps_in, irreps_out, onehot) < 1e-12
 
 
 def test_species_weights_make_the_product_depend_on_the_element():
-    irreps = hidden_irreps(4, 1)
-    product = ProductBasis(hidden_irreps(4, 3), 3, irreps, num_species=2, species_weights=True)
-    a = hidden_irreps(4, 3).randn(1, -1)
+    product = ProductBasis(4, 3, 1, 3, num_species=2, species_weights=True)
+    a = to_channel_layout(hidden_irreps(4, 3).randn(1, -1), 4, 3)
     first, second = (product(a, torch.tensor([[1.0, 0.0]])), product(a, torch.tensor([[0.0, 1.0]])))
     assert not torch.allclose(first, second)
 
@@ -62,7 +67,7 @@ def test_fused_convolution_is_exactly_equivariant(lmax_in, sh_lmax, a_lmax):
     def layer(x, rotation=None):
         v = vectors if rotation is None else vectors @ rotation.T
         edge_sh = o3.spherical_harmonics(sh, v, normalize=True, normalization="component")
-        return conv(x, edge_sh, v.norm(dim=-1), receivers, senders)
+        return groups_to_block_layout(conv(x, edge_sh, v.norm(dim=-1), receivers, senders))
 
     x = irreps_in.randn(20, -1)
     for seed in range(4):
@@ -81,8 +86,8 @@ class OnePath(torch.nn.Module):
         self.index, self.paths, self.channels = index, paths, channels
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        weights = torch.zeros(r.shape[0], self.channels, self.paths)
-        weights[:, :, self.index] = 1.0
+        weights = torch.zeros(r.shape[0], self.paths, self.channels)
+        weights[:, self.index, :] = 1.0
         return weights.reshape(r.shape[0], -1)
 
 
@@ -100,7 +105,7 @@ def test_fused_convolution_matches_e3nn_tensor_product():
         expected = reference(x[:, start_in:start_in + 3 * (2 * l1 + 1)], y[:, l2 * l2:(l2 + 1) ** 2])
         conv.radial = OnePath(index, len(conv.paths), channels=3)
         start_out = sum(3 * (2 * p[2] + 1) for p in conv.paths[:index])
-        got = conv(x, y, ones, torch.arange(5), torch.arange(5))[:, start_out:start_out + 3 * (2 * l3 + 1)]
+        got = groups_to_block_layout(conv(x, y, ones, torch.arange(5), torch.arange(5)))[:, start_out:start_out + 3 * (2 * l3 + 1)]
         ratio = (got * expected).sum() / (expected * expected).sum()
         assert torch.allclose(got, ratio * expected, atol=1e-12)
 
@@ -126,3 +131,26 @@ def test_sphere_grid_is_exact_for_reflections_and_scalars():
                           atol=1e-12)
     scalars = SphereGridActivation(hidden_irreps(8, 0))
     assert torch.allclose(scalars(x[:, :8]), scalars.mlp(x[:, :8]))
+
+
+def test_path_linear_is_exactly_equivariant_and_mixes_paths():
+    """PathLinear (channel layout) commutes with rotations, and every path reaches every output channel."""
+    torch.manual_seed(0)
+    paths_per_l = [2, 3, 1]
+    layer = PathLinear(4, 5, paths_per_l)
+    irreps_in = o3.Irreps("+".join(f"4x{l}{'eo'[l % 2]}" for l, p in enumerate(paths_per_l) for _ in range(p)))
+    irreps_out = hidden_irreps(5, 2)
+
+    def as_blocks(x):  # block layout (one 4×(2l+1) block per path) → PathLinear → block layout
+        groups, start = [], 0
+        for l, p in enumerate(paths_per_l):
+            width = 4 * p * (2 * l + 1)
+            groups.append(x[:, start:start + width].reshape(-1, p, 4, 2 * l + 1).transpose(1, 2))
+            start += width
+        return to_block_layout(layer(groups), [0, 1, 2])
+
+    assert relative_equivariance_error(as_blocks, irreps_in, irreps_out) < 1e-12
+    x = irreps_in.randn(1, -1, requires_grad=True)
+    as_blocks(x)[0, 0].backward()  # output channel 0 of l = 0 depends on every l = 0 input, no other l
+    n0 = 4 * paths_per_l[0]
+    assert bool((x.grad[0, :n0] != 0).all()) and bool((x.grad[0, n0:] == 0).all())

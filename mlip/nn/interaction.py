@@ -7,7 +7,8 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
-from mlip.nn.irreps import hidden_irreps
+from mlip.nn.irreps import to_block_layout
+from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
 from mlip.nn.product import ProductBasis
 from mlip.nn.sphere_grid import SphereGridActivation
@@ -46,13 +47,15 @@ class InteractionBlock(nn.Module):
                  a_lmax: int | None = None, species_weights: bool = False):
         super().__init__()
         channels = irreps_out[0].mul
-        a_lmax = max(ir.l for _, ir in irreps_out) if a_lmax is None else a_lmax
-        a_irreps = hidden_irreps(channels, a_lmax)
+        lmax_out = max(ir.l for _, ir in irreps_out)
+        a_lmax = lmax_out if a_lmax is None else a_lmax
         self.up = o3.Linear(irreps_in, irreps_in)
         self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, cutoff, radial, num_basis, radial_hidden,
                                            avg_num_neighbors)
-        self.mix = o3.Linear(self.conv.irreps_out, a_irreps)
-        self.product = ProductBasis(a_irreps, correlation, irreps_out, num_species, species_weights)
+        self.mix = PathLinear(channels, channels, self.conv.paths_per_l)
+        reached = len(self.conv.paths_per_l) - 1  # below a_lmax where the harmonics stop lower
+        self.product = ProductBasis(channels, reached, lmax_out, correlation, num_species, species_weights)
+        self.output_ls = list(range(lmax_out + 1))
         species = o3.Irreps(f"{num_species}x0e")
         if nonlinearity == "gate":
             gate_in, self.activation = gated(irreps_out)
@@ -69,5 +72,6 @@ class InteractionBlock(nn.Module):
     def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,
                 lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
         messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders)
-        features = self.down(self.product(self.mix(messages), species_onehot))
+        products = self.product(self.mix(messages), species_onehot)                 # channel layout
+        features = self.down(to_block_layout(products, self.output_ls))
         return self.activation(features + self.skip(node_feats, species_onehot))

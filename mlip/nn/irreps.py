@@ -62,3 +62,18 @@ def coupling_tensor(paths: list[tuple[int, int, int]], lmax1: int, lmax2: int) -
         path_of_column += [index] * (2 * l3 + 1)
         column += 2 * l3 + 1
     return coupling, torch.tensor(path_of_column, dtype=torch.long)
+
+
+def path_groups(paths: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """(l3, first path, number of paths, first column) of each run of `paths` sharing l3 (paths sorted by l3)."""
+    groups, column = [], 0
+    for l3 in sorted({p[2] for p in paths}):
+        members = [i for i, p in enumerate(paths) if p[2] == l3]
+        groups.append((l3, members[0], len(members), column))
+        column += len(members) * (2 * l3 + 1)
+    return groups
+
+
+def groups_to_block_layout(groups: list[torch.Tensor]) -> torch.Tensor:
+    """Path groups [(rows, C, paths, 2l+1), ...] → e3nn block layout, one C×(2l+1) block per path, in order."""
+    return torch.cat([g.transpose(1, 2).reshape(g.shape[0], -1) for g in groups], dim=-1)

@@ -6,7 +6,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from mlip.nn.irreps import coupling_paths, coupling_tensor, to_block_layout, to_channel_layout
+from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
 from mlip.nn.radial import build_radial
 
 
@@ -18,12 +18,15 @@ class EquivariantConvolution(nn.Module):
     `lmax`, each path and channel weighted by its own radial function R (spline or
     Bessel+MLP). n̄ is the mean neighbour count of the training set.
 
-    Fused for speed: the Clebsch-Gordan coefficients of all paths form one dense tensor, so an
-    edge costs one small matmul with its harmonics and one batched product with its features
-    (no Python loop over paths); exact, as e3nn's `TensorProduct`. The output keeps every path
-    as its own copy, in e3nn block layout sorted by l (`irreps_out`), for a Linear to mix.
+    Fused for speed: the Clebsch-Gordan coefficients of the paths sharing an output l3 form
+    one dense block, so per edge and l3 there is one small matmul with the harmonics, one
+    batched product with the features and one broadcast with the radial weights; edge tensors
+    keep channels last so that broadcasts run along contiguous memory. Exact, as e3nn's
+    `TensorProduct`. Every path stays its own copy, for `PathLinear` to mix
+    (`groups_to_block_layout` gives e3nn block layout, `irreps_out`).
 
-    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, sh.dim), r (E,) Å → (N, irreps_out.dim).
+    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, sh.dim), r (E,) Å
+            → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
     """
 
     def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, cutoff: float, radial: str = "spline",
@@ -35,28 +38,40 @@ class EquivariantConvolution(nn.Module):
         lmax_sh = max(ir.l for _, ir in o3.Irreps(sh_irreps))
         if [(m, ir.l, ir.p) for m, ir in irreps_in] != [(self.channels, l, (-1) ** l) for l in range(self.lmax_in + 1)]:
             raise ValueError(f"convolution input must be C copies of every l ≤ lmax of natural parity, got {irreps_in}")
-        paths = coupling_paths(self.lmax_in, lmax_sh, lmax)
-        coupling, path_of_column = coupling_tensor(paths, self.lmax_in, lmax_sh)  # (dim_in, dim_sh, n_out)
+        paths = coupling_paths(self.lmax_in, lmax_sh, lmax)  # sorted by l3
+        coupling, _ = coupling_tensor(paths, self.lmax_in, lmax_sh)  # (dim_in, dim_sh, n_out)
         dim_in, dim_sh, n_out = coupling.shape
-        self.register_buffer("coupling", coupling.permute(1, 0, 2).reshape(dim_sh, dim_in * n_out)
-                             .to(torch.get_default_dtype()))
-        self.register_buffer("path_of_column", path_of_column, persistent=False)
-        self.dim_in, self.n_out, self.paths = dim_in, n_out, paths
-        self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])
+        self.groups = path_groups(paths)
+        # one (dim_sh, dim_in · columns of the group) block per group, side by side: edge_sh @ coupling → couplings
+        blocks = coupling.permute(1, 0, 2).split([n * (2 * l3 + 1) for l3, _, n, _ in self.groups], dim=2)
+        self.register_buffer("coupling_by_l3", torch.cat([b.reshape(dim_sh, -1) for b in blocks], dim=1)
+                             .to(torch.get_default_dtype()), persistent=False)  # follows from the config
+        self.dim_in, self.paths = dim_in, paths
+        self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])  # as block layout
+        self.paths_per_l = [n for _, _, n, _ in self.groups]
         self.weight_numel = len(paths) * self.channels
         self.radial = build_radial(radial, cutoff, self.weight_numel, num_basis, radial_hidden)
         self.avg_num_neighbors = float(avg_num_neighbors)
 
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
-                receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
-        n_edges, c = edge_sh.shape[0], self.channels
-        weights = self.radial(lengths).reshape(n_edges, c, len(self.paths)).index_select(2, self.path_of_column)
-        couplings = (edge_sh @ self.coupling).reshape(n_edges, self.dim_in, self.n_out)    # (E, dim_in, n_out)
-        features = to_channel_layout(node_feats, c, self.lmax_in).index_select(0, senders)  # (E, C, dim_in)
-        if self.dim_in == 1:  # scalar inputs (first layer): a broadcast product, no batched matmul
-            messages = features * couplings * weights
-        else:
-            messages = torch.bmm(features, couplings) * weights                             # (E, C, n_out)
-        summed = torch.zeros(node_feats.shape[0], c, self.n_out, dtype=messages.dtype, device=messages.device)
-        summed = summed.index_add_(0, receivers, messages) / self.avg_num_neighbors
-        return to_block_layout(summed, [l3 for _, _, l3 in self.paths])  # one C×(2l+1) block per path
+                receivers: torch.Tensor, senders: torch.Tensor) -> list[torch.Tensor]:
+        n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
+        weights = self.radial(lengths).reshape(n_edges, len(self.paths), c)  # (E, paths, C)
+        # channels last on edges, so that every broadcast runs along contiguous channels
+        features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).index_select(0, senders)
+        if self.dim_in == 1:  # scalar inputs (first layer): radial weights folded into the features
+            weights = weights * features                                                    # (E, paths, C)
+        couplings = (edge_sh @ self.coupling_by_l3).split([self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups],
+                                                          dim=1)
+        blocks = []
+        for (l3, first, num_paths, _), coupling in zip(self.groups, couplings):  # paths sharing l3 at once
+            width = 2 * l3 + 1
+            path_weights = weights[:, first:first + num_paths, None, :]                    # (E, paths, 1, C)
+            if self.dim_in == 1:
+                messages = coupling.reshape(n_edges, num_paths, width, 1) * path_weights
+            else:  # (E, paths·(2l3+1), dim_in) @ (E, dim_in, C)
+                products = torch.bmm(coupling.reshape(n_edges, self.dim_in, num_paths * width).transpose(1, 2), features)
+                messages = products.reshape(n_edges, num_paths, width, c) * path_weights  # (E, paths, 2l3+1, C)
+            summed = messages.new_zeros(n_nodes, num_paths, width, c).index_add_(0, receivers, messages)
+            blocks.append(summed.permute(0, 3, 1, 2) / self.avg_num_neighbors)
+        return blocks

@@ -1,0 +1,35 @@
+"""Equivariant linear maps in channel layout: many copies (paths) of each l mixed into C outputs per l."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PathLinear(nn.Module):
+    """out_l[c'] = Σ_{c,p} W_l[(c,p), c'] x_{l,p}[c] / √(C·P_l) for every l: e3nn's `o3.Linear` from
+    P_l copies of C channels of degree l to C' channels, computed as one matrix product per l
+    (not one per copy), for inputs that come as groups of paths sharing l.
+
+    Equivariant because W acts on channels and paths only, never on the 2l+1 components.
+    `paths_per_l[l]` is P_l for l = 0, 1, ... (every l present at least once).
+
+    Shapes: groups [(N, C, P_l, 2l+1) for l = 0..L] → (N, C', (L+1)²) channel layout.
+    """
+
+    def __init__(self, channels_in: int, channels_out: int, paths_per_l: list[int]):
+        super().__init__()
+        if not paths_per_l or min(paths_per_l) < 1:
+            raise ValueError(f"every l from 0 up needs at least one path, got {paths_per_l}")
+        self.paths_per_l = list(paths_per_l)
+        self.weights = nn.ParameterList(nn.Parameter(torch.randn(channels_in * p, channels_out))
+                                        for p in self.paths_per_l)
+        self.scales = [(channels_in * p) ** -0.5 for p in self.paths_per_l]
+
+    def forward(self, groups: list[torch.Tensor]) -> torch.Tensor:
+        outputs = []
+        for x, weight, scale in zip(groups, self.weights, self.scales):
+            n, c, p, width = x.shape
+            mixed = x.permute(0, 3, 1, 2).reshape(n, width, c * p) @ (weight * scale)  # (N, 2l+1, C')
+            outputs.append(mixed.transpose(1, 2))
+        return torch.cat(outputs, dim=-1)
