@@ -54,6 +54,13 @@ def test_newer_format_is_refused(potential, tmp_path):
         mlip.export.load(path)
 
 
+def test_equivariant_model_from_before_the_layer_regrouping_is_refused(potential, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    _rewrite(path, header=lambda h: {**h, "architecture": "equivariant", "version": 1})
+    with pytest.raises(mlip.export.ModelFileError, match="version 1: its equivariant layers predate format 2.*retrain"):
+        mlip.export.load(path)
+
+
 def test_not_a_model_file_is_refused(tmp_path):
     path = tmp_path / "junk.mlip"
     path.write_bytes(b"not a zip")

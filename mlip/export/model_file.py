@@ -15,7 +15,9 @@ from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 
 FORMAT = "mlip-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# the oldest version whose weights each architecture still reads: the equivariant layers were regrouped in 2
+OLDEST_READABLE = {"equivariant": 2}
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å³"}
 
 
@@ -70,7 +72,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if int(header.get("version", -1)) > FORMAT_VERSION:
         raise ModelFileError(f"{path} has model format version {header['version']}, newer than this mlip "
                              f"({FORMAT_VERSION}) can read; upgrade mlip")
+    oldest = OLDEST_READABLE.get(header.get("architecture"), 1)
+    if int(header.get("version", -1)) < oldest:
+        raise ModelFileError(f"{path} has model format version {header.get('version')}: its "
+                             f"{header.get('architecture')} layers predate format {oldest} and cannot be read by "
+                             f"mlip {_mlip_version()}; retrain the model (or load it with the mlip that wrote it)")
     return header
+
+
+def _mlip_version() -> str:
+    from mlip import __version__
+    return __version__
 
 
 def load(path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> Potential:
