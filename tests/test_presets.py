@@ -1,4 +1,4 @@
-"""Every model preset in configs/models builds a potential that evaluates energies and forces."""
+"""Every model preset shipped in mlip/presets builds a potential that evaluates energies and forces."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import torch
 import mlip.io
 from mlip.graph import GraphBatch
 from mlip.models import build_potential
-from mlip.models.presets import PRESET_DIR, load_preset
+from mlip.models.presets import load_preset, preset_names
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("name", preset_names())
 def test_preset_builds_and_runs(name, data_dir):
     options = load_preset(name)
     potential = build_potential(elements=["H", "C", "O"], cutoff=5.0, **options)

@@ -7,6 +7,7 @@ import sys
 
 from mlip.data.preprocess import PreprocessConflictError, preprocess
 from mlip.io import InvalidStructureError
+from mlip.version_flag import add_version_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read structures (extxyz and all ASE formats, MD17 npz, VASP OUTCAR/vasprun.xml, "
         "CIF/POSCAR, MPtrj JSON), build periodic neighbour graphs and write HDF5 shards plus manifest.json.",
     )
+    add_version_flag(parser)
     parser.add_argument("inputs", nargs="+", help="files or folders of files")
     parser.add_argument("--cutoff", type=float, required=True, help="neighbour cutoff radius, Å")
     parser.add_argument("--out", required=True, help="output folder for shards and manifest.json")

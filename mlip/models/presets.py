@@ -1,13 +1,18 @@
-"""Model-size presets: YAML files in `configs/models/` (small, medium, large per architecture)."""
+"""Model-size presets: YAML files shipped inside the package (`mlip/presets/`, small, medium, large per
+architecture), found with importlib.resources so that they work from an installed wheel."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets, e.g. ["equivariant_large", "equivariant_medium", ...]."""
+    return sorted(entry.name[:-5] for entry in resources.files("mlip.presets").iterdir() if entry.name.endswith(".yaml"))
 
 
 def load_preset(name_or_path: str | Path) -> dict[str, Any]:
@@ -18,11 +23,16 @@ def load_preset(name_or_path: str | Path) -> dict[str, Any]:
     """
     path = Path(name_or_path)
     if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        available = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no model preset '{name_or_path}'; available: {available}")
-    options = yaml.safe_load(path.read_text())
+        shipped = resources.files("mlip.presets") / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise FileNotFoundError(f"no model preset '{name_or_path}'; available: {preset_names()}, "
+                                    f"or give the path of a YAML file")
+        text, path = shipped.read_text(), Path(f"preset {name_or_path}")
+    elif path.exists():
+        text = path.read_text()
+    else:
+        raise FileNotFoundError(f"no model preset file {path}; shipped presets: {preset_names()}")
+    options = yaml.safe_load(text)
     if not isinstance(options, dict) or "architecture" not in options:
         raise ValueError(f"{path} must be a mapping with at least 'architecture'")
     return options

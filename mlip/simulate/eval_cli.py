@@ -16,6 +16,7 @@ from mlip.io import InvalidStructureError, iread
 from mlip.models.potential import UnknownElementError
 from mlip.train.evaluate import evaluate_potential
 from mlip.train.plots import parity
+from mlip.version_flag import add_version_flag
 
 UNITS = {"energy": "meV/structure", "energy_per_atom": "meV/atom", "forces": "meV/Å", "stress": "meV/Å³"}
 
@@ -43,6 +44,7 @@ def batches(inputs: list[str], cutoff: float, batch_size: int, read_options: dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlip-eval", description=__doc__.splitlines()[0])
+    add_version_flag(parser)
     parser.add_argument("model", help="model file written by mlip-train (model.mlip)")
     parser.add_argument("data", nargs="+", help="labelled structure files or shard folders")
     parser.add_argument("--out", default=None, help="folder for metrics.json and parity.png (default: beside the model)")

@@ -10,10 +10,12 @@ from mlip.export import ModelFileError
 from mlip.io import InvalidStructureError, read
 from mlip.models.potential import UnknownElementError
 from mlip.simulate.md import ENSEMBLES, energy_drift, run_md
+from mlip.version_flag import add_version_flag
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlip-md", description=__doc__.splitlines()[0])
+    add_version_flag(parser)
     parser.add_argument("model", help="model file (model.mlip)")
     parser.add_argument("structure", help="a structure file (its first frame is used unless --frame)")
     parser.add_argument("--out", required=True, help="folder for trajectory.xyz and md_log.csv")

@@ -21,6 +21,7 @@ from mlip.export import ModelFileError
 from mlip.io import InvalidStructureError, expand_paths, iread
 from mlip.models.potential import UnknownElementError
 from mlip.simulate.relax import relax
+from mlip.version_flag import add_version_flag
 
 FIELDS = ["index", "source", "frame", "formula", "atoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_per_A",
           "smax_eV_per_A3", "volume_A3", "steps", "converged"]
@@ -37,6 +38,7 @@ def _write_atomic(path: Path, atoms) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlip-relax", description=__doc__.splitlines()[0])
+    add_version_flag(parser)
     parser.add_argument("model", help="model file (model.mlip)")
     parser.add_argument("inputs", nargs="+", help="structure files or folders (CIF, POSCAR, extxyz, JSON, ...)")
     parser.add_argument("--out", required=True, help="output folder")

@@ -8,6 +8,7 @@ from RUN_DIR/checkpoints/last.ckpt when it exists) → model file and plots.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from lightning.pytorch.loggers import CSVLogger
 from mlip.data.datamodule import ShardDataModule
 from mlip.train.callbacks import AtomicCheckpointIO, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.module import PotentialModule
+from mlip.version_flag import version_text
 
 
 class TrainCLI(LightningCLI):
@@ -82,6 +84,9 @@ QUIET = (".*WeightAveraging callback with a model that overrides the configure_m
 
 
 def main(argv: list[str] | None = None) -> None:
+    if "--version" in (sys.argv[1:] if argv is None else argv):
+        print(version_text("mlip-train"))
+        return
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,

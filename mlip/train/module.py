@@ -26,7 +26,7 @@ class PotentialModule(pl.LightningModule):
     evaluation use the same normalisation.
 
     Args:
-        model: preset name in configs/models (e.g. "equivariant_small") or a YAML path.
+        model: preset name shipped in mlip/presets (e.g. "equivariant_small") or a YAML path.
         model_options: overrides of the preset's options (e.g. {"radial": "mlp", "channels": 64}).
         dtype: "float32" or "float64".
         energy_weight, forces_weight, stress_weight: loss weights (energy per atom, eV²; forces eV²/Å²).
