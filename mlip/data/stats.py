@@ -104,6 +104,26 @@ class StatSums:
         solution = np.linalg.pinv(a, rcond=1e-10, hermitian=True) @ b
         return {zz: float(v) for zz, v in zip(z, solution)}
 
+    def energy_moments(self) -> dict:
+        """The per-atom energy sums of the elements present (JSON-able), enough to recompute
+        `residual_energy_per_atom` for any reference energies (`from_energy_moments`)."""
+        z = self.elements()
+        return {"atomic_numbers": z, "n_energy": self.n_energy, "sum_e_per_atom": self.sum_e_per_atom,
+                "sum_e_per_atom_sq": self.sum_e_per_atom_sq, "sum_x_per_atom": self.sum_x_per_atom[z].tolist(),
+                "xe_per_atom_sq": self.xe_per_atom_sq[z].tolist(),
+                "xx_per_atom_sq": self.xx_per_atom_sq[np.ix_(z, z)].tolist()}
+
+    @classmethod
+    def from_energy_moments(cls, moments: dict) -> "StatSums":
+        """Sums holding only `energy_moments` (the rest zero)."""
+        out, z = cls(), list(moments["atomic_numbers"])
+        out.n_energy, out.sum_e_per_atom = int(moments["n_energy"]), float(moments["sum_e_per_atom"])
+        out.sum_e_per_atom_sq = float(moments["sum_e_per_atom_sq"])
+        out.sum_x_per_atom[z] = moments["sum_x_per_atom"]
+        out.xe_per_atom_sq[z] = moments["xe_per_atom_sq"]
+        out.xx_per_atom_sq[np.ix_(z, z)] = moments["xx_per_atom_sq"]
+        return out
+
     def residual_energy_per_atom(self, references: dict[int, float]) -> tuple[float, float]:
         """Mean and standard deviation (eV/atom) of (E - Σ n_z e_z) / N over frames with energies."""
         if self.n_energy == 0:

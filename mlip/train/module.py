@@ -7,7 +7,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from ase.data import chemical_symbols
+from lightning.pytorch.utilities import rank_zero_info
 
+from mlip.data.reference_energies import residual_shift, resolve_reference_energies
 from mlip.graph.batch import GraphBatch
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
@@ -29,6 +32,10 @@ class PotentialModule(pl.LightningModule):
         model: preset name shipped in mlip/presets (e.g. "equivariant_small") or a YAML path.
         model_options: overrides of the preset's options (e.g. {"radial": "mlp", "channels": 64}).
         dtype: "float32" or "float64".
+        e0s: per-element reference energies (eV) taken off before the network: "least_squares"
+            (fit over the training compositions, default), "average" (the mean energy per atom for
+            every element), the path of a file of isolated atoms with energies (MACE's
+            IsolatedAtom frames), or {element: eV}. Printed at the start and stored in the model file.
         energy_weight, forces_weight, stress_weight: loss weights (energy per atom, eV²; forces eV²/Å²).
         late_energy_weight, late_start_epoch: from that epoch on use this energy weight (MACE's
             second stage raises it); None keeps the weights fixed.
@@ -46,7 +53,7 @@ class PotentialModule(pl.LightningModule):
     """
 
     def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
-                 dtype: str = "float32", energy_weight: float = 1.0, forces_weight: float = 100.0,
+                 dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0, forces_weight: float = 100.0,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, optimizer: str = "adam", lr: float = 0.01,
                  weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
@@ -94,11 +101,13 @@ class PotentialModule(pl.LightningModule):
         options.pop("cutoff", None)  # the graphs decide the cutoff
         architecture = options.pop("architecture")
         options.setdefault("avg_num_neighbors", float(manifest["mean_neighbors"]))
+        references, method = resolve_reference_energies(self.hparams.e0s, manifest)
+        shift = residual_shift(manifest, references, self.hparams.e0s)
+        rank_zero_info(f"E0s ({method}): " + ", ".join(f"{chemical_symbols[z]} {e:.6f} eV" for z, e in references.items())
+                       + f"; mean residual {shift:+.4f} eV/atom")
         return build_potential(
             architecture, manifest["atomic_numbers"], float(manifest["cutoff"]), dtype=getattr(torch, self.hparams.dtype),
-            reference_energies=manifest["reference_energies"],
-            scale=float(manifest["force_rms"]) or 1.0, shift=float(manifest["energy_per_atom_residual"]["mean"]),
-            **options,
+            reference_energies=references, scale=float(manifest["force_rms"]) or 1.0, shift=shift, **options,
         )
 
     def forward(self, batch: GraphBatch, **options: Any) -> dict[str, torch.Tensor]:

@@ -1,0 +1,80 @@
+"""Per-element reference energies (E0s, eV) of a training set, chosen the way MACE users choose them.
+
+    least_squares   fit E ≈ Σ_z n_z E0_z over the training frames (the manifest's; default)
+    average         every element gets the training set's mean energy per atom
+    PATH            a file of isolated atoms (one atom per frame, with energies): E0 = that energy
+    {element: eV}   explicit values, by symbol or atomic number
+
+The chosen E0s are subtracted before the network sees an energy; the mean residual energy per
+atom under them becomes the model's shift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ase.data import atomic_numbers, chemical_symbols
+
+from mlip.data.stats import StatSums
+
+METHODS = ("least_squares", "average")
+
+
+def resolve_reference_energies(spec: str | Mapping[Any, float], manifest: dict[str, Any]) -> tuple[dict[int, float], str]:
+    """E0s (eV) for every element of `manifest` from `spec` (see the module doc), and a description of the choice."""
+    elements = [int(z) for z in manifest["atomic_numbers"]]
+    if isinstance(spec, Mapping):
+        values, method = {_atomic_number(key): float(value) for key, value in spec.items()}, "given"
+    elif spec == "least_squares":
+        references = {atomic_numbers[k] if isinstance(k, str) and not k.isdigit() else int(k): float(v)
+                      for k, v in manifest["reference_energies"].items()}
+        return references, "least squares over the training compositions"
+    elif spec == "average":
+        moments = _moments(manifest, spec)
+        mean = moments["sum_e_per_atom"] / max(int(moments["n_energy"]), 1)
+        return {z: mean for z in elements}, "mean energy per atom of the training set, every element"
+    elif isinstance(spec, (str, Path)) and Path(spec).is_file():
+        values, method = _isolated_atoms(Path(spec)), f"isolated atoms in {spec}"
+    else:
+        raise ValueError(f"e0s must be one of {METHODS}, a file of isolated atoms, or {{element: eV}}; got {spec!r}"
+                         + (" (no such file)" if isinstance(spec, str) and ("/" in spec or "." in spec) else ""))
+    missing = [chemical_symbols[z] for z in elements if z not in values]
+    if missing:
+        raise ValueError(f"e0s ({method}) give no energy for {', '.join(missing)}, present in the training set")
+    return {z: values[z] for z in elements}, method
+
+
+def residual_shift(manifest: dict[str, Any], references: Mapping[int, float], spec: Any) -> float:
+    """Mean (E − Σ n_z E0_z) / N over the training frames with energies, eV/atom."""
+    if spec == "least_squares":
+        return float(manifest["energy_per_atom_residual"]["mean"])
+    mean, _ = StatSums.from_energy_moments(_moments(manifest, spec)).residual_energy_per_atom(dict(references))
+    return mean
+
+
+def _moments(manifest: dict[str, Any], spec: Any) -> dict[str, Any]:
+    if "energy_moments" not in manifest:
+        raise ValueError(f"e0s {spec!r} needs the energy sums of newer shards; run mlip-preprocess again on the "
+                         f"training data (or use e0s least_squares)")
+    return manifest["energy_moments"]
+
+
+def _atomic_number(key: Any) -> int:
+    if isinstance(key, str) and not key.isdigit():
+        if key not in atomic_numbers:
+            raise ValueError(f"e0s: '{key}' is not an element symbol")
+        return atomic_numbers[key]
+    return int(key)
+
+
+def _isolated_atoms(path: Path) -> dict[int, float]:
+    from mlip.io import read
+
+    values: dict[int, float] = {}
+    for index, frame in enumerate(read(path, require=("energy",))):
+        if len(frame.numbers) != 1:
+            raise ValueError(f"{path}, frame {index}: an isolated-atoms file holds one atom per frame, "
+                             f"this one has {len(frame.numbers)}")
+        values[int(frame.numbers[0])] = float(frame.energy)
+    return values

@@ -1,0 +1,65 @@
+"""E0 options: least squares (default), average, isolated atoms from a file, explicit values; the shift follows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlip.export
+import mlip.io
+from mlip.data.preprocess import preprocess
+from mlip.data.reference_energies import residual_shift, resolve_reference_energies
+from mlip.train.cli import main
+
+ISOLATED = {1: -13.568422178253735, 6: -1026.8538996116154, 8: -2037.796869412825}
+
+
+@pytest.fixture(scope="module")
+def acac(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("acac")
+    manifest = preprocess([data_dir / "acac_train_300K_100.xyz"], out / "shards", cutoff=4.0, workers=1, progress=False)
+    return manifest, mlip.io.read(data_dir / "acac_train_300K_100.xyz")
+
+
+def mean_residual(frames, references):
+    return np.mean([(f.energy - sum(references[int(z)] for z in f.numbers)) / len(f.numbers) for f in frames])
+
+
+@pytest.mark.parametrize("spec", ["least_squares", "average", "isolated", "given"])
+def test_every_choice_covers_the_elements_and_its_shift_is_the_mean_residual(acac, data_dir, spec):
+    manifest, frames = acac
+    if spec == "isolated":
+        spec = str(data_dir / "acac_isolated_atoms.xyz")
+    elif spec == "given":
+        spec = {"H": -13.0, "C": -1000.0, "O": -2000.0}
+    references, method = resolve_reference_energies(spec, manifest)
+    assert sorted(references) == [1, 6, 8] and method
+    assert residual_shift(manifest, references, spec) == pytest.approx(mean_residual(frames, references), abs=1e-6)
+    if spec == "average":
+        assert len(set(references.values())) == 1
+    if isinstance(spec, str) and spec.endswith(".xyz"):
+        assert references == pytest.approx(ISOLATED)
+
+
+def test_bad_choices_are_refused_with_the_reason(acac, data_dir):
+    manifest, _ = acac
+    with pytest.raises(ValueError, match="no energy for O"):
+        resolve_reference_energies({"H": -13.0, "C": -1000.0}, manifest)
+    with pytest.raises(ValueError, match="not an element symbol"):
+        resolve_reference_energies({"Hx": 1.0}, manifest)
+    with pytest.raises(ValueError, match="no such file"):
+        resolve_reference_energies("missing/isolated.xyz", manifest)
+    with pytest.raises(ValueError, match="one atom per frame"):
+        resolve_reference_energies(str(data_dir / "acac_train_300K_100.xyz"), manifest)
+
+
+def test_training_with_isolated_atom_e0s_stores_them(data_dir, tmp_path):
+    run = tmp_path / "run"
+    main(["--run_dir", str(run), "--data.train", str(data_dir / "acac_train_300K_100.xyz"), "--data.val_fraction", "0.1",
+          "--data.batch_size", "10", "--data.cutoff", "4.0", "--model.model", "equivariant_small",
+          "--model.model_options", '{"channels": 8}', "--model.e0s", str(data_dir / "acac_isolated_atoms.xyz"),
+          "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_model_summary", "false"])
+    model = mlip.export.load(run / "model.mlip")
+    stored = dict(zip(model.atomic_numbers, model.reference.tolist()))
+    assert stored == pytest.approx(ISOLATED)
