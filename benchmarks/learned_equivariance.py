@@ -71,9 +71,9 @@ def measure(potential, tests: list[Path], rotations: int) -> dict:
 
     from mlip.graph.batch import GraphBatch
     from mlip.io import iread
-    from mlip.simulate.eval_cli import batches
-    from mlip.train.equivariance import equivariance_errors
-    from mlip.train.evaluate import evaluate_potential
+    from mlip.evaluate.cli import batches
+    from mlip.evaluate.equivariance import equivariance_errors
+    from mlip.evaluate.errors import evaluate_potential
 
     read_options = {"require": ("energy", "forces")}
     result: dict = {"test": {}}

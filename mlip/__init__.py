@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.2.0"
-__all__ = ["MLIPCalculator", "__version__", "build_potential", "load", "load_preset"]
+__all__ = ["MLIPCalculator", "__version__", "build_potential", "load", "load_preset", "register_architecture"]
 
 _LAZY = {"build_potential": "mlip.models", "load": "mlip.export", "MLIPCalculator": "mlip.calculator",
-         "load_preset": "mlip.models.presets"}
+         "load_preset": "mlip.models.presets", "register_architecture": "mlip.models.registry"}
 
 
 def __getattr__(name: str) -> Any:

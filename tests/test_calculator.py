@@ -102,3 +102,24 @@ def test_nve_conserves_energy_with_kept_neighbour_list(potential, copper):
     drift = np.abs(np.array(energies) - start).max() / len(copper)
     assert drift < 1e-4  # eV/atom over 200 fs
     assert copper.calc.neighbors.builds < 10
+
+
+def test_slab_has_stress_equal_to_finite_differences(potential):
+    from ase.build import fcc111
+
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=6.0, a=3.6)
+    slab.rattle(0.05, seed=3)
+    assert list(slab.pbc) == [True, True, False]
+    slab.calc = MLIPCalculator(potential)
+    np.testing.assert_allclose(slab.get_stress(), calculate_numerical_stress(slab, eps=1e-5), atol=1e-7)
+
+
+def test_dtype_by_name_and_model_recorded_in_todict(potential, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    calc = MLIPCalculator(path, dtype="float32")
+    assert calc.dtype == torch.float32
+    record = calc.todict()
+    assert record["model"] == str(path) and record["dtype"] == "float32"
+    assert record["model_sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="float32 or float64"):
+        MLIPCalculator(path, dtype="float16")

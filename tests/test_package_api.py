@@ -7,7 +7,7 @@ import pytest
 import mlip
 from mlip.data.cli import main as preprocess_main
 from mlip.export import save
-from mlip.simulate.eval_cli import main as eval_main
+from mlip.evaluate.cli import main as eval_main
 from mlip.simulate.md_cli import main as md_main
 from mlip.simulate.relax_cli import main as relax_main
 from mlip.train.cli import main as train_main

@@ -9,7 +9,8 @@ import torch
 from ase.build import make_supercell
 
 from mlip.graph import GraphBatch
-from mlip.models import UnknownElementError, build_potential
+from mlip.models import UnknownElementError, build_potential, register_architecture
+from mlip.testing import check_potential
 from tests.physics import (CUTOFF, crystal, dimer_energy, evaluate, finite_difference_forces, finite_difference_stress,
                            molecule, moved, random_orthogonal)
 
@@ -158,3 +159,33 @@ def test_unknown_element_is_refused(potential):
     frame = Frame(numbers=np.array([1, 26]), positions=np.array([[0, 0, 0], [0, 0, 1.5]]))
     with pytest.raises(UnknownElementError, match="cannot handle \\['Fe'\\]"):
         potential(GraphBatch.from_frames([frame], CUTOFF))
+
+
+def test_public_physics_check_passes(potential, systems):
+    """`mlip.testing.check_potential`, the suite users run on their own models, on every architecture."""
+    exact = potential.config["architecture"] != "transformer"
+    report = check_potential(potential, molecule=systems["molecule"], crystal=systems["crystal"], exact_rotations=exact)
+    assert report.passed, str(report)
+    assert len(report.checks) == 16
+    generated = check_potential(potential, exact_rotations=exact)  # random systems of the model's own elements
+    assert generated.passed, str(generated)
+
+
+class HardCutoff(torch.nn.Module):
+    """A broken network: a pair energy that jumps to zero at the cutoff."""
+
+    def __init__(self, num_species: int, cutoff: float):
+        super().__init__()
+        self.cutoff, self.weight = cutoff, torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, species, edge_vectors, receivers, senders):
+        lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
+        return torch.zeros(species.shape[0], dtype=lengths.dtype).index_add(0, receivers, self.weight / lengths)
+
+
+def test_public_physics_check_catches_a_discontinuous_energy():
+    register_architecture("test_hard_cutoff", HardCutoff)
+    broken = build_potential("test_hard_cutoff", ["Cu"], CUTOFF, dtype=torch.float64).eval()
+    report = check_potential(broken)
+    assert not report.passed
+    assert [check.name for check in report.failures()] == ["dimer at the cutoff: energy and force continuous"]

@@ -102,7 +102,19 @@ def test_ddp_on_two_cpu_processes(data_dir, tmp_path):
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
 
 
-def test_float16_precision_is_refused(data_dir, tmp_path):
-    with pytest.raises(ValueError, match="float16 autograd of forces"):
+def test_float16_precision_is_refused(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="2"):
         main(_args(tmp_path / "run", data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "1",
                    "--trainer.precision", "16-mixed"))
+    error = capsys.readouterr().err
+    assert error.startswith("mlip-train: error:") and "float16 autograd of forces" in error and "Traceback" not in error
+
+
+def test_cutoff_disagreeing_with_the_shards_is_refused(data_dir, tmp_path, capsys):
+    from mlip.data.preprocess import preprocess
+
+    preprocess([data_dir / "rmd17_aspirin_train200.npz"], tmp_path / "shards", cutoff=4.0, workers=1, progress=False)
+    with pytest.raises(SystemExit, match="2"):
+        main(_args(tmp_path / "run", tmp_path / "shards", "--data.cutoff", "5.0", "--trainer.max_epochs", "1"))
+    error = capsys.readouterr().err
+    assert "data.cutoff is 5.0 Å but the shards" in error and "4.0 Å" in error

@@ -14,13 +14,39 @@ from mlip.graph.batch import GraphBatch
 from mlip.models.potential import Potential
 
 
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """torch.float32/float64, their names ("float64"), or None (the model's own)."""
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64):
+        return dtype
+    names = {"float32": torch.float32, "float64": torch.float64, "torch.float32": torch.float32,
+             "torch.float64": torch.float64}
+    if isinstance(dtype, str) and dtype in names:
+        return names[dtype]
+    raise ValueError(f"dtype must be float32 or float64 (a torch dtype or its name), got {dtype!r}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class MLIPCalculator(Calculator):
     """Energy, free energy, forces, stress (Voigt, ASE sign) and per-atom energies, in eV and Å.
 
     Args:
         model: a model file written by mlip-train/`mlip.export.save`, or a `Potential`.
-        device: "cpu", "cuda", ...; dtype: torch.float32/float64 (default: the model's).
+        device: "cpu", "cuda", ...; dtype: torch.float32/float64 or "float32"/"float64" (default: the model's).
         skin: Å added to the cutoff for the kept neighbour list (0 rebuilds every call).
+
+    Stress is given for every cell with a volume and at least one periodic direction (bulk and
+    slabs, so that in-plane cell filters work); molecules without a cell get none. `todict()`
+    records the model file and its SHA-256, so that a trajectory says which model made it.
 
     Example:
         >>> atoms.calc = MLIPCalculator("run/model.mlip")
@@ -30,16 +56,19 @@ class MLIPCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(self, model: str | Path | Potential, device: str | torch.device = "cpu",
-                 dtype: torch.dtype | None = None, skin: float = 0.5, **kwargs):
+                 dtype: torch.dtype | str | None = None, skin: float = 0.5, **kwargs):
         super().__init__(**kwargs)
+        dtype = resolve_dtype(dtype)
         if isinstance(model, (str, Path)):
             from mlip.export import load
 
+            self.parameters.update(model=str(model), model_sha256=file_sha256(model))
             model = load(model, dtype=dtype, device=device)
         self.potential = model.to(device=device, dtype=dtype or model.reference.dtype).eval()
         self.device = torch.device(device)
         self.dtype = self.potential.reference.dtype
         self.neighbors = VerletNeighborList(self.potential.cutoff, skin)
+        self.parameters.update(device=str(self.device), dtype=str(self.dtype).removeprefix("torch."), skin=skin)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -51,7 +80,7 @@ class MLIPCalculator(Calculator):
         batch = GraphBatch.collate([graph]).to(device=self.device, dtype=self.dtype)
         # Stress comes from the same backward pass: always give it for periodic cells, so that a
         # get_forces() followed by get_stress() (as cell filters do) costs one model call.
-        want_stress = bool(atoms.pbc.all())
+        want_stress = bool(atoms.pbc.any()) and atoms.cell.rank == 3
         out = self.potential(batch, forces=True, stress=want_stress, create_graph=False)
         energy = float(out["energy"][0].detach())
         self.results = {"energy": energy, "free_energy": energy,

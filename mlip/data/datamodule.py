@@ -14,6 +14,8 @@ from mlip.data.dataset import ShardDataset
 from mlip.data.sampler import DistributedShardSampler
 from mlip.graph.batch import GraphBatch
 
+DEFAULT_CUTOFF = 5.0  # Å, for raw inputs when no cutoff is given (MACE's default r_max)
+
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of range(n) into (train, validation) index arrays."""
@@ -30,7 +32,8 @@ class ShardDataModule(pl.LightningDataModule):
     """Batches of `GraphBatch` from shard folders written by `mlip-preprocess`.
 
     `train` and `val` are shard folders, or raw structure files/folders, which are
-    preprocessed once (on rank 0, in `prepare_data`) into `cache_dir` with `cutoff` Å.
+    preprocessed once (on rank 0, in `prepare_data`) into `cache_dir` with `cutoff` Å
+    (default 5 Å). Shard folders bring their own cutoff: a `cutoff` given as well must equal it.
     Validation frames come from `val` or a seeded `val_fraction` of `train`. Under DDP each rank draws different frames through `DistributedShardSampler`;
     create the Trainer with `use_distributed_sampler=False` so that Lightning keeps it.
 
@@ -42,10 +45,12 @@ class ShardDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str | list[str], val: str | list[str] | None = None, val_fraction: float = 0.05,
                  batch_size: int = 8, val_batch_size: int | None = None, num_workers: int = 0,
-                 seed: int = 0, locality: bool = True, pin_memory: bool = False, cutoff: float = 5.0,
+                 seed: int = 0, locality: bool = True, pin_memory: bool = False, cutoff: float | None = None,
                  cache_dir: str = "mlip_cache", read_options: dict | None = None):
         super().__init__()
-        self.cutoff, self.cache_dir, self.read_options = cutoff, Path(cache_dir), dict(read_options or {})
+        self.cutoff = DEFAULT_CUTOFF if cutoff is None else float(cutoff)
+        self.cutoff_given = cutoff is not None
+        self.cache_dir, self.read_options = Path(cache_dir), dict(read_options or {})
         self.train_inputs, self.val_inputs = train, val
         self.train_dir = self._shard_dir(train, "train")
         self.val_dir = None if val is None else self._shard_dir(val, "val")
@@ -81,6 +86,10 @@ class ShardDataModule(pl.LightningDataModule):
         if not (self.train_dir / "manifest.json").exists():
             self.prepare_data()
         self.train_set = ShardDataset(self.train_dir)
+        if self.cutoff_given and abs(self.train_set.cutoff - self.cutoff) > 1e-9:
+            raise ValueError(f"data.cutoff is {self.cutoff} Å but the shards in {self.train_dir} were built with "
+                             f"{self.train_set.cutoff} Å; drop data.cutoff or preprocess again with --cutoff {self.cutoff}")
+        self.cutoff = self.train_set.cutoff
         if self.val_dir is not None:
             self.val_set = ShardDataset(self.val_dir)
             if abs(self.val_set.cutoff - self.train_set.cutoff) > 1e-12:

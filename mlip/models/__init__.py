@@ -2,5 +2,6 @@
 
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential, UnknownElementError
+from mlip.models.registry import register_architecture, registered_architectures
 
-__all__ = ["Potential", "UnknownElementError", "build_potential"]
+__all__ = ["Potential", "UnknownElementError", "build_potential", "register_architecture", "registered_architectures"]

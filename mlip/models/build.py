@@ -7,21 +7,14 @@ from typing import Any, Mapping
 import torch
 
 from mlip.models.potential import Potential
+from mlip.models.registry import get_architecture
 
-ARCHITECTURES = ("equivariant", "transformer")
 POTENTIAL_OPTIONS = ("reference_energies", "scale", "shift", "learn_scale_shift", "repulsion")
 
 
 def build_network(architecture: str, num_species: int, cutoff: float, **options: Any) -> torch.nn.Module:
-    if architecture == "equivariant":
-        from mlip.models.equivariant import EquivariantNetwork
-
-        return EquivariantNetwork(num_species, cutoff, **options)
-    if architecture == "transformer":
-        from mlip.models.transformer import TransformerNetwork
-
-        return TransformerNetwork(num_species, cutoff, **options)
-    raise ValueError(f"unknown architecture '{architecture}'; choose one of {ARCHITECTURES}")
+    """The network registered as `architecture` (`mlip.models.registry`), built with `options`."""
+    return get_architecture(architecture)(num_species, cutoff, **options)
 
 
 def build_potential(architecture: str, elements: list[int | str], cutoff: float, dtype: torch.dtype = torch.float32,

@@ -1,9 +1,10 @@
-"""Training callbacks: atomic checkpoints, the final model file, plots."""
+"""Training callbacks: atomic checkpoints, one log line per epoch, the final model file, plots."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,8 +14,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 
 from mlip.export import save
-from mlip.train.evaluate import evaluate_potential
-from mlip.train.plots import learning_curves, parity
+from mlip.evaluate.errors import evaluate_potential
+from mlip.evaluate.plots import learning_curves, parity
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -59,6 +60,41 @@ class FinalizeRun(pl.Callback):
         print("\nvalidation: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k.endswith("mae"))
               + " (meV, meV/atom, meV/Å)\n" + "\n".join(lines)
               + f"\nnext: mlip-eval {self.outputs['model']} TEST_DATA  (errors and parity plots on held-out data)")
+
+
+class EpochLog(pl.Callback):
+    """One readable line per epoch (after validation) on stdout and appended to RUN_DIR/train.log:
+
+        epoch 12  step 2400  95 s  lr 1.0e-02  train loss 0.0123  val E 5.1 meV/atom  F 134 meV/Å
+    """
+
+    COLUMNS = (("val_energy_mae", "val E", "meV/atom"), ("val_forces_mae", "F", "meV/Å"),
+               ("val_stress_mae", "S", "meV/Å³"))
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "train.log"
+        self.start = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}",
+                 f"{time.perf_counter() - self.start:.0f} s"]
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")
+        for key, label in (("train_loss_epoch", "train loss"), ("val_loss", "val loss")):
+            if key in metrics:
+                parts.append(f"{label} {float(metrics[key]):.4g}")
+        parts += [f"{label} {float(metrics[key]):.3g} {unit}" for key, label, unit in self.COLUMNS if key in metrics]
+        line = "  ".join(parts)
+        print(line, flush=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as log:
+            log.write(line + "\n")
 
 
 class NamedEMAWeightAveraging(EMAWeightAveraging):

@@ -19,7 +19,10 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from mlip.data.datamodule import ShardDataModule
-from mlip.train.callbacks import AtomicCheckpointIO, FinalizeRun, NamedEMAWeightAveraging
+from mlip.data.preprocess import PreprocessConflictError
+from mlip.export import ModelFileError
+from mlip.io import InvalidStructureError
+from mlip.train.callbacks import AtomicCheckpointIO, EpochLog, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.module import PotentialModule
 from mlip.version_flag import version_text
 
@@ -44,6 +47,7 @@ class TrainCLI(LightningCLI):
                             every_n_train_steps=config["checkpoint_every_n_steps"]),
             LearningRateMonitor(logging_interval="epoch"),
             FinalizeRun(run),
+            EpochLog(run),
         ]
         if config["ema_decay"] > 0:
             callbacks.append(NamedEMAWeightAveraging(decay=config["ema_decay"]))
@@ -52,6 +56,8 @@ class TrainCLI(LightningCLI):
         configured = self.config_init["trainer"].get("callbacks") or []  # the user's own, kept
         kwargs["callbacks"] = list(configured if isinstance(configured, list) else [configured]) + callbacks
         kwargs["default_root_dir"] = str(run)
+        if self.config_init["trainer"].get("enable_progress_bar") is None:
+            kwargs["enable_progress_bar"] = sys.stdout.isatty()  # bars on a terminal only, not in log files
         kwargs["plugins"] = [AtomicCheckpointIO()]
         if config["trainer"].get("logger") in (None, True):  # keep a logger the user configured
             kwargs["logger"] = [CSVLogger(run, name="", version="")] + tensorboard_logger(run)
@@ -83,19 +89,26 @@ QUIET = (".*WeightAveraging callback with a model that overrides the configure_m
          ".*skip_none parameter was deprecated.*")
 
 
+BAD_INPUT = (InvalidStructureError, PreprocessConflictError, ModelFileError, ValueError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> None:
     if "--version" in (sys.argv[1:] if argv is None else argv):
         print(version_text("mlip-train"))
         return
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
-    cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
-                   save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
-                   subclass_mode_data=False, auto_configure_optimizers=False)
-    last = Path(cli.config["run_dir"]) / "checkpoints" / "last.ckpt"
-    if last.exists():
-        print(f"resuming from {last}")
-    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
+    try:
+        cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                       save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
+                       subclass_mode_data=False, auto_configure_optimizers=False)
+        last = Path(cli.config["run_dir"]) / "checkpoints" / "last.ckpt"
+        if last.exists():
+            print(f"resuming from {last}")
+        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
+    except BAD_INPUT as exc:  # the user's data or options: one line, no traceback
+        print(f"mlip-train: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

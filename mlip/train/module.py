@@ -16,7 +16,7 @@ from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
 from mlip.train.loss import LossWeights, weighted_loss
-from mlip.train.metrics import ErrorAccumulator
+from mlip.evaluate.metrics import ErrorAccumulator
 from mlip.train.symmetry import SymmetryObjective, SymmetrySchedule, random_rotations
 
 
@@ -98,7 +98,11 @@ class PotentialModule(pl.LightningModule):
     def build_from_manifest(self, manifest: dict[str, Any]) -> Potential:
         options = load_preset(self.hparams.model)
         options.update(self.hparams.model_options or {})
-        options.pop("cutoff", None)  # the graphs decide the cutoff
+        preset_cutoff = options.pop("cutoff", None)  # the graphs decide the cutoff; a preset may only agree
+        if preset_cutoff is not None and abs(float(preset_cutoff) - float(manifest["cutoff"])) > 1e-9:
+            raise ValueError(f"model preset '{self.hparams.model}' asks for cutoff {preset_cutoff} Å but the training "
+                             f"graphs were built with {manifest['cutoff']} Å; make them agree (data.cutoff / "
+                             f"mlip-preprocess --cutoff) or drop cutoff from the preset")
         architecture = options.pop("architecture")
         options.setdefault("avg_num_neighbors", float(manifest["mean_neighbors"]))
         references, method = resolve_reference_energies(self.hparams.e0s, manifest)

@@ -29,15 +29,20 @@ def learning_curves(metrics_csv: str | Path, out: str | Path) -> Path | None:
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, label in ((axes[0], "train_loss_epoch", "training loss"), (axes[0], "val_loss", "validation loss"),
-                           (axes[1], "val_energy_mae", "energy MAE (meV/atom)"),
-                           (axes[2], "val_forces_mae", "force MAE (meV/Å)")):
+    panels = ((axes[0], "train_loss_epoch", "training loss (per epoch)", "loss (weighted MSE)", "loss"),
+              (axes[0], "val_loss", "validation loss", "loss (weighted MSE)", "loss"),
+              (axes[1], "val_energy_mae", "validation", "energy MAE (meV/atom)", "energy"),
+              (axes[2], "val_forces_mae", "validation", "force MAE (meV/Å)", "forces"))
+    for ax, key, label, ylabel, title in panels:
         x, y = series(key)
         if len(x):
             ax.plot(x, y, marker="o", ms=3, label=label)
             ax.set_yscale("log")
             ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
             ax.legend()
+    fig.suptitle(f"learning curves: {Path(metrics_csv).parent.name or Path(metrics_csv).parent}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -45,7 +50,8 @@ def learning_curves(metrics_csv: str | Path, out: str | Path) -> Path | None:
 
 
 def parity(labels: dict[str, np.ndarray], predictions: dict[str, np.ndarray], out: str | Path, title: str = "") -> Path:
-    """Predicted against reference energy per atom (eV) and force components (eV/Å), with MAEs."""
+    """Predicted against reference energy per atom (relative to the reference mean, eV/atom), force
+    components (eV/Å) and stress components (eV/Å³), with MAEs."""
     plt = _pyplot()
     panels = [(k, u) for k, u in (("energy_per_atom", "eV/atom"), ("forces", "eV/Å"), ("stress", "eV/Å³"))
               if k in labels and np.isfinite(labels[k]).any()]
@@ -54,13 +60,19 @@ def parity(labels: dict[str, np.ndarray], predictions: dict[str, np.ndarray], ou
         x, y = labels[key].ravel(), predictions[key].ravel()
         keep = np.isfinite(x) & np.isfinite(y)
         x, y = x[keep], y[keep]
+        if key == "energy_per_atom":  # absolute energies (−10⁴ eV) hide the spread: plot about the mean
+            offset = x.mean()
+            x, y = x - offset, y - offset
+            unit_label = f"{unit}, relative to the mean {offset:.3f} {unit}"
+        else:
+            unit_label = unit
         low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         ax.plot([low, high], [low, high], color="grey", lw=1)
         ax.scatter(x, y, s=4, alpha=0.5)
         mae = np.abs(x - y).mean() * 1e3
         ax.set_title(f"{key.replace('_', ' ')}: MAE {mae:.2f} m{unit}")
-        ax.set_xlabel(f"reference ({unit})")
-        ax.set_ylabel(f"predicted ({unit})")
+        ax.set_xlabel(f"reference ({unit_label})")
+        ax.set_ylabel(f"predicted ({unit_label})")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

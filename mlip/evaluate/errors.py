@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
 from mlip.graph.batch import GraphBatch
 from mlip.models.potential import Potential
-from mlip.train.metrics import ErrorAccumulator
+from mlip.evaluate.metrics import ErrorAccumulator
 
 
 def evaluate_potential(potential: Potential, batches: Iterable[GraphBatch], stress: bool = False,
-                       device: str | torch.device = "cpu") -> tuple[dict, dict, dict[str, float]]:
+                       device: str | torch.device = "cpu",
+                       on_batch: Callable[[GraphBatch, dict[str, torch.Tensor]], None] | None = None,
+                       ) -> tuple[dict, dict, dict[str, float]]:
     """Run `potential` over `batches`: (labels, predictions, summary).
+
+    `on_batch(batch, predicted)` sees every batch as given (labels in full precision) with its predictions.
 
     labels/predictions hold energy_per_atom (eV/atom), forces (eV/Å) and, if `stress`, stress
     (eV/Å³) as flat NumPy arrays; summary holds MAE/RMSE in meV units (see `ErrorAccumulator`).
@@ -25,10 +29,12 @@ def evaluate_potential(potential: Potential, batches: Iterable[GraphBatch], stre
     predictions: dict[str, list] = {"energy_per_atom": [], "forces": [], "stress": []}
     was_training = potential.training
     potential.eval()
-    for batch in batches:
-        batch = batch.to(device=device, dtype=dtype)
+    for given in batches:
+        batch = given.to(device=device, dtype=dtype)
         out = {k: v.detach() for k, v in potential(batch, forces=True, stress=stress).items()}
         errors.update(out, batch)
+        if on_batch is not None:
+            on_batch(given, out)  # labels and positions as read (float64), not in the model's dtype
         n = batch.num_atoms.to(dtype)
         labels["energy_per_atom"].append((batch.energy / n).cpu().numpy())
         predictions["energy_per_atom"].append((out["energy"] / n).cpu().numpy())
