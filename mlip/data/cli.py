@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         f"elements {' '.join(manifest['elements'])}; mean neighbours {manifest['mean_neighbors']:.1f}; "
         f"force RMS {manifest['force_rms']:.3f} eV/Å\n"
         f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png\n"
-        f"      and train with  mlip-train --config configs/aspirin_demo.yaml --data.train {args.out}"
+        f"      and train with  mlip-train --data.train {args.out} --model.model equivariant_medium --run_dir RUN"
     )
     return 0
 

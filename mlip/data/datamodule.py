@@ -37,6 +37,23 @@ class ShardDataModule(pl.LightningDataModule):
     Validation frames come from `val` or a seeded `val_fraction` of `train`. Under DDP each rank draws different frames through `DistributedShardSampler`;
     create the Trainer with `use_distributed_sampler=False` so that Lightning keeps it.
 
+    Args:
+        train: training data: a shard folder from mlip-preprocess, or structure files/folders (any
+            format mlip reads), preprocessed into RUN_DIR/data on first use.
+        val: validation data, as train; None holds out val_fraction of train instead.
+        val_fraction: fraction of train held out for validation (seeded) when val is None.
+        batch_size: structures per training batch.
+        val_batch_size: structures per validation batch (default: batch_size).
+        num_workers: data-loading processes (0: in the training process).
+        seed: seed of the validation split and of the shuffling.
+        locality: draw batches shard by shard (fewer file switches; still random order).
+        pin_memory: pin host memory for faster copies to a GPU.
+        cutoff: neighbour cutoff radius (Å) for raw inputs (default 5 Å); shard folders carry their
+            own, and a different value here is an error.
+        cache_dir: where raw inputs are preprocessed (mlip-train sets RUN_DIR/data).
+        read_options: reader options for raw inputs, e.g. {"energy_key": "REF_energy",
+            "forces_key": "REF_forces", "stress_key": "REF_stress", "virial_key": "virial"}.
+
     Example:
         >>> data = ShardDataModule("shards/", val_fraction=0.05, batch_size=8)
         >>> data.setup()

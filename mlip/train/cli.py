@@ -1,4 +1,4 @@
-"""`mlip-train --config configs/<preset>.yaml [--section.option value ...]`: fit a potential.
+"""`mlip-train --config CONFIG.yaml [--section.option value ...]`: fit a potential.
 
 Stages: parse and validate the YAML config (LightningCLI/jsonargparse: typed, `--help`,
 command-line overrides, the resolved config saved as RUN_DIR/config.yaml) → data (shards, or
@@ -89,6 +89,10 @@ QUIET = (".*WeightAveraging callback with a model that overrides the configure_m
          ".*skip_none parameter was deprecated.*")
 
 
+DESCRIPTION = ("mlip-train: fit an mlip potential (energies in eV, forces eV/Å, stress eV/Å³) to shard folders "
+               "or structure files. Options come from --config YAML and the command line: model.* (preset, "
+               "E0s, loss weights, optimiser), data.* (inputs, cutoff, batch size, reader keys), trainer.* (any "
+               "Lightning Trainer option), run_dir, ema_decay. Rerun the same command to resume.")
 BAD_INPUT = (InvalidStructureError, PreprocessConflictError, ModelFileError, ValueError, FileNotFoundError)
 
 
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
-                       subclass_mode_data=False, auto_configure_optimizers=False)
+                       subclass_mode_data=False, auto_configure_optimizers=False,
+                       parser_kwargs={"prog": "mlip-train", "description": DESCRIPTION})
         last = Path(cli.config["run_dir"]) / "checkpoints" / "last.ckpt"
         if last.exists():
             print(f"resuming from {last}")

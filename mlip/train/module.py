@@ -29,31 +29,44 @@ class PotentialModule(pl.LightningModule):
     evaluation use the same normalisation.
 
     Args:
-        model: preset name shipped in mlip/presets (e.g. "equivariant_small") or a YAML path.
-        model_options: overrides of the preset's options (e.g. {"radial": "mlp", "channels": 64}).
-        dtype: "float32" or "float64".
+        model: preset name shipped in mlip/presets (equivariant_small, equivariant_medium,
+            equivariant_large, transformer_small) or the path of a YAML file of network options.
+        model_options: overrides of the preset's options, e.g. {"radial": "mlp", "channels": 64}.
+        dtype: floating-point type of the model: "float32" or "float64".
         e0s: per-element reference energies (eV) taken off before the network: "least_squares"
             (fit over the training compositions, default), "average" (the mean energy per atom for
             every element), the path of a file of isolated atoms with energies (MACE's
             IsolatedAtom frames), or {element: eV}. Printed at the start and stored in the model file.
-        energy_weight, forces_weight, stress_weight: loss weights (energy per atom, eV²; forces eV²/Å²).
-        late_energy_weight, late_start_epoch: from that epoch on use this energy weight (MACE's
-            second stage raises it); None keeps the weights fixed.
-        optimizer: "adam" or "adamw"; lr, weight_decay, amsgrad as in torch.optim.
-        scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine", or "none".
+        energy_weight: loss weight of the squared energy-per-atom error (eV/atom)².
+        forces_weight: loss weight of the squared force-component error (eV/Å)².
+        stress_weight: loss weight of the squared stress-component error (eV/Å³)²; 0 ignores stress.
+        late_energy_weight: energy weight from late_start_epoch on (MACE's second stage raises it);
+            None keeps the weights fixed.
+        late_start_epoch: the epoch where late_energy_weight takes over.
+        optimizer: "adam" or "adamw".
+        lr: learning rate (after warm-up).
+        weight_decay: decoupled weight decay (adamw) or L2 penalty (adam).
+        amsgrad: use the AMSGrad variant of Adam (MACE's default).
+        scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine" (to 0 at max_epochs) or "none".
+        plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr.
+        plateau_factor: factor applied to lr on a plateau.
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
         rotation_augmentation: train on a randomly rotated copy of every structure (each step,
             forces and stress rotated with it); for networks that are not equivariant by design.
         symmetry_weight: weight of the learned-equivariance objective (`mlip.train.symmetry`,
-            TransIP-style; transformer only); 0 turns it off. symmetry_warmup_epochs and
-            symmetry_final_fraction schedule it (`SymmetrySchedule`); symmetry_temperature,
-            symmetry_level ("structure" | "atom") and symmetry_projection_dim shape it;
-            symmetry_stop_gradient embeds the rotated copy without gradient (a fixed target, as in
+            TransIP-style; transformer only); 0 turns it off.
+        symmetry_warmup_epochs: epochs over which the objective's weight ramps up.
+        symmetry_final_fraction: fraction of symmetry_weight kept at the end of training.
+        symmetry_temperature: temperature of the objective's contrastive softmax.
+        symmetry_level: "structure" (pooled embedding, as TransIP) or "atom".
+        symmetry_projection_dim: width of the projection head of the objective.
+        symmetry_stop_gradient: embed the rotated copy without gradient (a fixed target, as in
             SimSiam/BYOL), which saves its backward pass: about half the objective's cost.
     """
 
     def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
-                 dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0, forces_weight: float = 100.0,
+                 dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
+                 forces_weight: float = 100.0,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, optimizer: str = "adam", lr: float = 0.01,
                  weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
