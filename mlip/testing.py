@@ -159,7 +159,7 @@ def check_potential(potential, molecule: Frame | None = None, crystal: Frame | N
     elements = [int(z) for z in potential.atomic_numbers]
     molecule = molecule or random_molecule(elements, seed=seed)
     crystal = crystal or random_crystal(elements, seed=seed)
-    double = potential.reference.dtype == torch.float64
+    double = potential.dtype == torch.float64
     exact, fd_tol, step = (1e-10, 1e-5, 1e-4) if double else (1e-5, 2e-2, 1e-3)
     report = PhysicsReport()
     add = report.checks.append

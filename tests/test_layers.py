@@ -9,6 +9,7 @@ from e3nn import o3
 from mlip.nn.irreps import groups_to_block_layout, hidden_irreps, to_block_layout, to_channel_layout
 from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
+from mlip.nn.radial import RadialSettings
 from mlip.nn.product import ProductBasis
 from mlip.nn.sphere_grid import SphereGridActivation
 
@@ -60,7 +61,7 @@ def test_species_weights_make_the_product_depend_on_the_element():
 def test_fused_convolution_is_exactly_equivariant(lmax_in, sh_lmax, a_lmax):
     torch.manual_seed(0)
     irreps_in, sh = hidden_irreps(4, lmax_in), o3.Irreps.spherical_harmonics(sh_lmax)
-    conv = EquivariantConvolution(irreps_in, sh, a_lmax, cutoff=4.0)
+    conv = EquivariantConvolution(irreps_in, sh, a_lmax, RadialSettings(cutoff=4.0))
     vectors = 3 * torch.rand(30, 3) - 1.5
     receivers, senders = torch.randint(0, 20, (30,)), torch.randint(0, 20, (30,))
 
@@ -95,7 +96,7 @@ def test_fused_convolution_matches_e3nn_tensor_product():
     """Same function as e3nn's channel-wise TensorProduct: equal up to one constant per path."""
     torch.manual_seed(0)
     irreps_in, sh = hidden_irreps(3, 1), o3.Irreps.spherical_harmonics(2)
-    conv = EquivariantConvolution(irreps_in, sh, 2, cutoff=4.0, avg_num_neighbors=1.0)
+    conv = EquivariantConvolution(irreps_in, sh, 2, RadialSettings(cutoff=4.0), avg_num_neighbors=1.0)
     x, y = irreps_in.randn(5, -1), sh.randn(5, -1)
     ones = torch.ones(5)
     for index, (l1, l2, l3) in enumerate(conv.paths):

@@ -8,9 +8,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlip.calculator.neighbors import VerletNeighborList
-from mlip.graph.atomic_graph import AtomicGraph
 from mlip.graph.batch import GraphBatch
+from mlip.graph.verlet import VerletNeighborList, graph_from_atoms
 from mlip.models.potential import Potential
 
 
@@ -64,20 +63,16 @@ class MLIPCalculator(Calculator):
 
             self.parameters.update(model=str(model), model_sha256=file_sha256(model))
             model = load(model, dtype=dtype, device=device)
-        self.potential = model.to(device=device, dtype=dtype or model.reference.dtype).eval()
+        self.potential = model.to(device=device, dtype=dtype or model.dtype).eval()
         self.device = torch.device(device)
-        self.dtype = self.potential.reference.dtype
+        self.dtype = self.potential.dtype
         self.neighbors = VerletNeighborList(self.potential.cutoff, skin)
         self.parameters.update(device=str(self.device), dtype=str(self.dtype).removeprefix("torch."), skin=skin)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        positions, cell = atoms.get_positions(), atoms.cell.array
-        receivers, senders, shifts = self.neighbors.edges(positions, cell, atoms.pbc, atoms.numbers)
-        graph = AtomicGraph(numbers=atoms.numbers.astype(np.int64), positions=positions, cell=cell, pbc=atoms.pbc,
-                            receivers=receivers, senders=senders, shifts=shifts)
-        batch = GraphBatch.collate([graph]).to(device=self.device, dtype=self.dtype)
+        batch = GraphBatch.collate([graph_from_atoms(atoms, self.neighbors)]).to(device=self.device, dtype=self.dtype)
         # Stress comes from the same backward pass: always give it for periodic cells, so that a
         # get_forces() followed by get_stress() (as cell filters do) costs one model call.
         want_stress = bool(atoms.pbc.any()) and atoms.cell.rank == 3

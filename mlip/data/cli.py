@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mlip.data.preprocess import PreprocessConflictError, preprocess
-from mlip.io import InvalidStructureError
+from mlip.io import InvalidStructureError, ReadOptions
 from mlip.version_flag import add_version_flag
 
 
@@ -51,13 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             min_distance=args.min_distance or None,
             overwrite=args.overwrite,
             progress=not args.quiet,
-            format=args.format,
-            energy_key=args.energy_key,
-            forces_key=args.forces_key,
-            stress_key=args.stress_key,
-            virial_key=args.virial_key,
-            require=tuple(args.require),
-            energy_unit=args.energy_unit,
+            read_options=ReadOptions(format=args.format, energy_key=args.energy_key, forces_key=args.forces_key,
+                                     stress_key=args.stress_key, virial_key=args.virial_key,
+                                     require=tuple(args.require), energy_unit=args.energy_unit),
         )
     except (InvalidStructureError, PreprocessConflictError, ValueError, OSError) as exc:
         print(f"mlip-preprocess: error: {exc}", file=sys.stderr)

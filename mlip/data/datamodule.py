@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from mlip.data.dataset import ShardDataset
 from mlip.data.sampler import DistributedShardSampler
 from mlip.graph.batch import GraphBatch
+from mlip.io.read_options import ReadOptions
 
 DEFAULT_CUTOFF = 5.0  # Å, for raw inputs when no cutoff is given (MACE's default r_max)
 
@@ -67,7 +68,7 @@ class ShardDataModule(pl.LightningDataModule):
         super().__init__()
         self.cutoff = DEFAULT_CUTOFF if cutoff is None else float(cutoff)
         self.cutoff_given = cutoff is not None
-        self.cache_dir, self.read_options = Path(cache_dir), dict(read_options or {})
+        self.cache_dir, self.read_options = Path(cache_dir), ReadOptions.of(read_options)
         self.train_inputs, self.val_inputs = train, val
         self.train_dir = self._shard_dir(train, "train")
         self.val_dir = None if val is None else self._shard_dir(val, "val")
@@ -90,7 +91,7 @@ class ShardDataModule(pl.LightningDataModule):
             if inputs is None or directory is None or Path(directory) == Path(str(inputs)):
                 continue
             files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-            preprocess(files, directory, cutoff=self.cutoff, **self.read_options)
+            preprocess(files, directory, cutoff=self.cutoff, read_options=self.read_options)
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 from ase.data import chemical_symbols
 
+from mlip.atomic_write import atomic_path
 from mlip.data.stats import StatSums
 
 MANIFEST_NAME = "manifest.json"
@@ -20,13 +20,8 @@ MANIFEST_VERSION = 1
 
 def write_json_atomic(path: str | Path, content: dict[str, Any]) -> None:
     """Write JSON to a temporary file and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_manifest(

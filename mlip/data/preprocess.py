@@ -10,15 +10,16 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import threadpoolctl
 from tqdm.auto import tqdm
 
+from mlip.atomic_write import TMP_MARK
 from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
-from mlip.data.shards import TMP_MARK, is_complete_shard, read_shard_stats, shard_name, write_shard
+from mlip.data.shards import is_complete_shard, read_shard_stats, shard_name, write_shard
 from mlip.data.stats import StatSums
-from mlip.io import Frame, expand_paths, iread
+from mlip.io import Frame, ReadOptions, expand_paths, iread
 from mlip.io.ranges import FrameRange, plan_ranges, read_range, splittable
 from mlip.io.read import ALIASES
 
@@ -103,7 +104,7 @@ def preprocess(
     min_distance: float | None = 0.1,
     overwrite: bool = False,
     progress: bool = True,
-    **read_options: Any,
+    read_options: ReadOptions | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read `inputs` (files or folders), write graph shards and `manifest.json` to `out`.
 
@@ -112,6 +113,7 @@ def preprocess(
     finished shards and writes only the missing ones. Returns the manifest.
     """
     start = time.perf_counter()
+    read_options = ReadOptions.of(read_options).as_kwargs()  # validated once, then passed to every reader
     out = Path(out)
     files = expand_paths(inputs)
     settings = {"cutoff": float(cutoff), "shard_size": shard_size, "shard_atoms": shard_atoms,

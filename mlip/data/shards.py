@@ -13,20 +13,19 @@ Missing labels are NaN. Attributes: format, version, cutoff, n_frames, n_atoms, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
 import h5py
 import numpy as np
 
+from mlip.atomic_write import atomic_path
 from mlip.data.stats import StatSums
 from mlip.graph.atomic_graph import AtomicGraph, build_graph
 from mlip.io.frame import Frame
 
 SHARD_FORMAT = "mlip-shard"
 SHARD_VERSION = 1
-TMP_MARK = ".tmp."
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
@@ -58,13 +57,8 @@ def write_shard(frames: Sequence[Frame], path: str | Path, cutoff: float, min_di
     in which case nothing is left at `path`.
     """
     graphs = [build_graph(f, cutoff, min_distance) for f in frames]
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         stats = _write(graphs, frames, tmp, cutoff)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return stats
 
 

@@ -12,7 +12,7 @@ from mlip.data.dataset import ShardDataset
 from mlip.export import ModelFileError, load
 from mlip.graph.atomic_graph import build_graph
 from mlip.graph.batch import GraphBatch
-from mlip.io import InvalidStructureError, iread
+from mlip.io import InvalidStructureError, ReadOptions, iread
 from mlip.models.potential import UnknownElementError
 from mlip.evaluate.errors import evaluate_potential
 from mlip.evaluate.plots import parity
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(of the first 20 structures of the first raw file); for models without built-in "
                              "rotation symmetry (architecture 'transformer')")
     args = parser.parse_args(argv)
-    read_options = {"energy_key": args.energy_key, "forces_key": args.forces_key, "stress_key": args.stress_key,
-                    "require": ("energy",)}
+    read_options = ReadOptions(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
+                              require=("energy",)).as_kwargs()
     root = Path(args.out) if args.out else Path(args.model).parent / "eval"
     try:
         potential = load(args.model, device=args.device)

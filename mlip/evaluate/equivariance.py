@@ -24,8 +24,8 @@ def equivariance_errors(potential: Potential, frames: Sequence[Frame], rotations
     """
     if rotations < 2:
         raise ValueError("need at least 2 rotations to measure a spread")
-    dtype = potential.reference.dtype
-    device = potential.reference.device
+    dtype = potential.dtype
+    device = potential.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         from e3nn import o3

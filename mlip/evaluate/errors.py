@@ -23,7 +23,7 @@ def evaluate_potential(potential: Potential, batches: Iterable[GraphBatch], stre
     labels/predictions hold energy_per_atom (eV/atom), forces (eV/Å) and, if `stress`, stress
     (eV/Å³) as flat NumPy arrays; summary holds MAE/RMSE in meV units (see `ErrorAccumulator`).
     """
-    dtype = potential.reference.dtype
+    dtype = potential.dtype
     errors = ErrorAccumulator()
     labels: dict[str, list] = {"energy_per_atom": [], "forces": [], "stress": []}
     predictions: dict[str, list] = {"energy_per_atom": [], "forces": [], "stress": []}

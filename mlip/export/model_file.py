@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mlip.atomic_write import atomic_path
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 
@@ -46,15 +46,9 @@ def save(potential: Potential, path: str | Path, metadata: dict[str, Any] | None
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("mlip.json", json.dumps(header, indent=2))
-            archive.writestr("weights.pt", buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("mlip.json", json.dumps(header, indent=2))
+        archive.writestr("weights.pt", buffer.getvalue())
     return path
 
 

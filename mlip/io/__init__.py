@@ -3,5 +3,6 @@
 from mlip.io.errors import InvalidStructureError
 from mlip.io.frame import Frame
 from mlip.io.read import detect_format, expand_paths, iread, read
+from mlip.io.read_options import ReadOptions
 
-__all__ = ["Frame", "InvalidStructureError", "detect_format", "expand_paths", "iread", "read"]
+__all__ = ["Frame", "InvalidStructureError", "ReadOptions", "detect_format", "expand_paths", "iread", "read"]

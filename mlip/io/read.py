@@ -12,6 +12,7 @@ from mlip.io.frame import Frame
 from mlip.io.mptrj_reader import read_mptrj
 from mlip.io.npz_reader import read_npz
 from mlip.io.pymatgen_reader import read_pymatgen
+from mlip.io.read_options import ReadOptions
 
 # File-name patterns (lower case) to mlip format names; anything else goes to ASE's own detection.
 NAME_PATTERNS = (
@@ -77,10 +78,7 @@ def iread(
     Raises:
         InvalidStructureError: naming the file, the frame and the problem.
     """
-    required = tuple(require)
-    unknown = set(required) - {"energy", "forces", "stress"}
-    if unknown:
-        raise ValueError(f"require may only name energy, forces, stress; got {sorted(unknown)}")
+    required = ReadOptions(require=tuple(require)).require  # validated
     for file in expand_paths([path]):
         fmt = ALIASES.get(format, format) if format else detect_format(file)
         source = str(file)

@@ -8,6 +8,7 @@ from torch import nn
 
 from mlip.nn.interaction import InteractionBlock
 from mlip.nn.irreps import hidden_irreps
+from mlip.nn.radial import RadialSettings
 
 
 class EquivariantNetwork(nn.Module):
@@ -46,12 +47,12 @@ class EquivariantNetwork(nn.Module):
         self.blocks = nn.ModuleList()
         self.readouts = nn.ModuleList()
         irreps = scalars
+        radial_settings = RadialSettings(float(cutoff), radial, num_basis, tuple(radial_hidden))
         for layer in range(num_layers):
             last = layer == num_layers - 1
             irreps_out = scalars if last else hidden_irreps(channels, lmax)
-            block = InteractionBlock(irreps, irreps_out, self.sh_irreps, num_species, cutoff, radial, num_basis,
-                                     tuple(radial_hidden), avg_num_neighbors, correlation, nonlinearity, a_lmax,
-                                     species_product)
+            block = InteractionBlock(irreps, irreps_out, self.sh_irreps, num_species, radial_settings,
+                                     avg_num_neighbors, correlation, nonlinearity, a_lmax, species_product)
             self.blocks.append(block)
             readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
                                      o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))

@@ -57,6 +57,16 @@ class Potential(nn.Module):
             self.register_buffer("scale", scale_t)
             self.register_buffer("shift", shift_t)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights (and of energies, forces and stress it returns)."""
+        return self.reference.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.reference.device
+
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
         """Species indices (N,) of atomic numbers; raises `UnknownElementError` for other elements."""
         species = self.species_of_z[numbers]
@@ -76,8 +86,8 @@ class Potential(nn.Module):
         `embeddings=True` also returns the network's per-atom embeddings (N, D) as "embedding"
         (networks with `embedding()` and `head()`, e.g. the transformer).
         """
-        if batch.positions.dtype != self.reference.dtype:
-            batch = batch.to(dtype=self.reference.dtype)
+        if batch.positions.dtype != self.dtype:
+            batch = batch.to(dtype=self.dtype)
         species = self.species(batch.numbers)
         leaf = batch.positions.detach().requires_grad_(True) if forces else batch.positions
         positions, cell, strain = leaf, batch.cell, None
@@ -115,8 +125,8 @@ class Potential(nn.Module):
 
     def embed(self, batch: GraphBatch) -> torch.Tensor:
         """The network's per-atom embeddings (N, D) of `batch`, without energies or forces."""
-        if batch.positions.dtype != self.reference.dtype:
-            batch = batch.to(dtype=self.reference.dtype)
+        if batch.positions.dtype != self.dtype:
+            batch = batch.to(dtype=self.dtype)
         return self._network_embedding(self.species(batch.numbers), batch.edge_vectors(), batch)
 
     def _network_embedding(self, species: torch.Tensor, vectors: torch.Tensor, batch: GraphBatch) -> torch.Tensor:

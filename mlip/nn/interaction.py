@@ -11,6 +11,7 @@ from mlip.nn.irreps import to_block_layout
 from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
 from mlip.nn.product import ProductBasis
+from mlip.nn.radial import RadialSettings
 from mlip.nn.sphere_grid import SphereGridActivation
 
 
@@ -42,16 +43,14 @@ class InteractionBlock(nn.Module):
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, sh_irreps: o3.Irreps, num_species: int,
-                 cutoff: float, radial: str = "spline", num_basis: int = 8, radial_hidden: tuple[int, ...] = (64, 64),
-                 avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate",
+                 radial: RadialSettings, avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate",
                  a_lmax: int | None = None, species_weights: bool = False):
         super().__init__()
         channels = irreps_out[0].mul
         lmax_out = max(ir.l for _, ir in irreps_out)
         a_lmax = lmax_out if a_lmax is None else a_lmax
         self.up = o3.Linear(irreps_in, irreps_in)
-        self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, cutoff, radial, num_basis, radial_hidden,
-                                           avg_num_neighbors)
+        self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, radial, avg_num_neighbors)
         self.mix = PathLinear(channels, channels, self.conv.paths_per_l)
         reached = len(self.conv.paths_per_l) - 1  # below a_lmax where the harmonics stop lower
         self.product = ProductBasis(channels, reached, lmax_out, correlation, num_species, species_weights)

@@ -7,7 +7,7 @@ from e3nn import o3
 from torch import nn
 
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
-from mlip.nn.radial import build_radial
+from mlip.nn.radial import RadialSettings
 
 
 class EquivariantConvolution(nn.Module):
@@ -29,8 +29,8 @@ class EquivariantConvolution(nn.Module):
             → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
     """
 
-    def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, cutoff: float, radial: str = "spline",
-                 num_basis: int = 8, radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0):
+    def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, radial: RadialSettings,
+                 avg_num_neighbors: float = 10.0):
         super().__init__()
         irreps_in = o3.Irreps(irreps_in)
         self.channels = irreps_in[0].mul
@@ -50,7 +50,7 @@ class EquivariantConvolution(nn.Module):
         self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])  # as block layout
         self.paths_per_l = [n for _, _, n, _ in self.groups]
         self.weight_numel = len(paths) * self.channels
-        self.radial = build_radial(radial, cutoff, self.weight_numel, num_basis, radial_hidden)
+        self.radial = radial.build(self.weight_numel)
         self.avg_num_neighbors = float(avg_num_neighbors)
 
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,

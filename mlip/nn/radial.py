@@ -10,6 +10,7 @@ weight goes to zero there with two vanishing derivatives and no envelope is need
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -96,11 +97,26 @@ class BesselMLPRadial(nn.Module):
         return self.mlp(self.basis(r) * self.envelope(r).unsqueeze(-1))
 
 
-def build_radial(kind: str, cutoff: float, weight_numel: int, num_basis: int = 8,
-                 hidden: tuple[int, ...] = (64, 64)) -> nn.Module:
-    """`kind` is "spline" (Facet-style, default) or "mlp" (Bessel + MLP, the NequIP/MACE reference)."""
-    if kind == "spline":
-        return SplineRadial(cutoff, weight_numel, num_basis)
-    if kind == "mlp":
-        return BesselMLPRadial(cutoff, weight_numel, num_basis, hidden)
-    raise ValueError(f"radial must be 'spline' or 'mlp', got '{kind}'")
+@dataclass(frozen=True)
+class RadialSettings:
+    """How edge weights depend on distance, shared by every layer of a network.
+
+    kind: "spline" (Facet-style cubic B-splines, default) or "mlp" (Bessel + MLP, the NequIP/MACE
+    reference); cutoff in Å; num_basis functions; hidden widths of the MLP (unused by splines).
+    """
+
+    cutoff: float
+    kind: str = "spline"
+    num_basis: int = 8
+    hidden: tuple[int, ...] = (64, 64)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("spline", "mlp"):
+            raise ValueError(f"radial must be 'spline' or 'mlp', got '{self.kind}'")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+
+    def build(self, weight_numel: int) -> nn.Module:
+        """A radial module r (E,) Å → (E, weight_numel), zero at the cutoff."""
+        if self.kind == "spline":
+            return SplineRadial(self.cutoff, weight_numel, self.num_basis)
+        return BesselMLPRadial(self.cutoff, weight_numel, self.num_basis, self.hidden)

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from mlip.calculator.neighbors import VerletNeighborList
-from mlip.graph.atomic_graph import AtomicGraph
+from mlip.graph.verlet import VerletNeighborList, graph_from_atoms
 from mlip.graph.batch import GraphBatch
 from mlip.models.potential import Potential
 
@@ -45,7 +44,7 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
     Convergence per structure: max |force component| < fmax eV/Å and, with `relax_cell` on a
     periodic cell, max |stress| < smax eV/Å³.
     """
-    device, dtype = potential.reference.device, potential.reference.dtype
+    device, dtype = potential.device, potential.dtype
     atoms = [a.copy() for a in structures]
     lists = [VerletNeighborList(potential.cutoff, skin) for _ in atoms]
     cell_dof = [relax_cell and bool(a.pbc.all()) for a in atoms]
@@ -60,12 +59,7 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
     for _ in range(max_steps + 1):
         if not active:
             break
-        graphs = []
-        for k in active:
-            a = atoms[k]
-            r, s, sh = lists[k].edges(a.positions, a.cell.array, a.pbc, a.numbers)
-            graphs.append(AtomicGraph(numbers=a.numbers.astype(np.int64), positions=a.positions, cell=a.cell.array,
-                                      pbc=a.pbc, receivers=r, senders=s, shifts=sh))
+        graphs = [graph_from_atoms(atoms[k], lists[k]) for k in active]
         batch = GraphBatch.collate(graphs).to(device=device, dtype=dtype)
         out = potential(batch, forces=True, stress=any(cell_dof[k] for k in active), create_graph=False)
         forces = out["forces"].detach().cpu().double().numpy()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
 import ase.io
 from tqdm.auto import tqdm
 
+from mlip.atomic_write import atomic_path
 from mlip.calculator import MLIPCalculator
 from mlip.export import ModelFileError
 from mlip.io import InvalidStructureError, expand_paths, iread
@@ -28,12 +28,8 @@ FIELDS = ["index", "source", "frame", "formula", "atoms", "energy_eV", "energy_p
 
 
 def _write_atomic(path: Path, atoms) -> None:
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         ase.io.write(tmp, atoms, format="extxyz")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,6 +12,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 
+from mlip.atomic_write import atomic_path
 from mlip.export import save
 from mlip.evaluate.errors import evaluate_potential
 from mlip.evaluate.plots import learning_curves, parity
@@ -23,14 +23,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     save never leaves a half-written checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 class FinalizeRun(pl.Callback):

@@ -1,9 +1,10 @@
-"""A neighbour list kept between calculator calls with a skin (Verlet list)."""
+"""A neighbour list kept between calls with a skin (Verlet list), and ASE Atoms → graph with it."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from mlip.graph.atomic_graph import AtomicGraph
 from mlip.graph.neighbors import neighbor_list
 
 
@@ -44,3 +45,12 @@ class VerletNeighborList:
         vectors = positions[senders] + shifts @ cell - positions[receivers]
         keep = np.einsum("ij,ij->i", vectors, vectors) < self.cutoff**2
         return receivers[keep], senders[keep], shifts[keep]
+
+
+def graph_from_atoms(atoms, neighbors: VerletNeighborList) -> AtomicGraph:
+    """The `AtomicGraph` of an ASE `Atoms` (positions Å, cell rows Å, pbc) with edges from a kept
+    Verlet list: the one conversion used by the calculator and the batched relaxer."""
+    positions, cell = atoms.get_positions(), atoms.cell.array
+    receivers, senders, shifts = neighbors.edges(positions, cell, atoms.pbc, atoms.numbers)
+    return AtomicGraph(numbers=atoms.numbers.astype(np.int64), positions=positions, cell=cell, pbc=atoms.pbc,
+                       receivers=receivers, senders=senders, shifts=shifts)
