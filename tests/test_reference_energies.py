@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ase.io
 import numpy as np
 import pytest
 
@@ -63,3 +64,24 @@ def test_training_with_isolated_atom_e0s_stores_them(data_dir, tmp_path):
     model = mlip.export.load(run / "model.mlip")
     stored = dict(zip(model.atomic_numbers, model.reference.tolist()))
     assert stored == pytest.approx(ISOLATED)
+
+
+def test_isolated_atom_frames_leave_training_and_become_the_e0s(data_dir, tmp_path):
+    """MACE's convention: IsolatedAtom frames inside the training file (here without forces)."""
+    frames = ase.io.read(data_dir / "acac_isolated_atoms.xyz", ":") + ase.io.read(data_dir / "acac_train_300K_100.xyz", ":20")
+    for atoms in frames[:3]:
+        energy = atoms.get_potential_energy()
+        atoms.calc = None
+        atoms.info.update(energy=energy, config_type="IsolatedAtom")
+    ase.io.write(tmp_path / "train.xyz", frames)
+    manifest = preprocess([tmp_path / "train.xyz"], tmp_path / "shards", cutoff=4.0, workers=1, progress=False,
+                          read_options={"require": ("energy", "forces")})
+    assert manifest["n_structures"] == 20
+    references, method = resolve_reference_energies("isolated", manifest)
+    assert references == pytest.approx(ISOLATED) and "IsolatedAtom" in method
+    only_isolated = preprocess([data_dir / "acac_isolated_atoms.xyz"], tmp_path / "empty", cutoff=4.0, workers=1,
+                               progress=False)
+    assert only_isolated["n_structures"] == 0 and only_isolated["isolated_atom_energies"]["O"] == pytest.approx(ISOLATED[8])
+    with pytest.raises(ValueError, match="no energy for H, C, O"):
+        resolve_reference_energies("isolated", preprocess([data_dir / "acac_train_300K_100.xyz"], tmp_path / "none",
+                                                          cutoff=4.0, workers=1, progress=False))

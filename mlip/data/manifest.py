@@ -48,6 +48,7 @@ def build_manifest(
         "reference_energy_method": "least squares over compositions (minimum norm if degenerate)",
         "energy_per_atom_residual": {"mean": mean, "std": std},
         "energy_moments": total.energy_moments(),
+        "isolated_atom_energies": {chemical_symbols[z]: e for z, e in total.isolated_atom_energies().items()},
         "force_rms": total.force_rms(),
         "mean_neighbors": total.n_edges / total.n_atoms if total.n_atoms else 0.0,
         "shards": shards,

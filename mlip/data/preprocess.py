@@ -59,9 +59,15 @@ def plan_tasks(files: Sequence[Path], shard_size: int, shard_atoms: int,
 
 def run_task(task: FrameRange | list[Frame], path: Path, cutoff: float, min_distance: float | None,
              read_options: dict[str, Any]) -> StatSums:
-    """Read the task's frames if needed, then build graphs and write the shard."""
+    """Read the task's frames if needed, then build graphs and write the shard.
+
+    Isolated-atom frames (config_type IsolatedAtom, MACE's convention) are not trained on: their
+    energies go into the statistics (the manifest's `isolated_atom_energies`, for `e0s: isolated`).
+    """
     frames = read_range(task, **read_options) if isinstance(task, FrameRange) else task
-    return write_shard(frames, path, cutoff, min_distance)
+    isolated = [frame for frame in frames if frame.is_isolated_atom and frame.energy is not None]
+    kept = [frame for frame in frames if not (frame.is_isolated_atom and frame.energy is not None)]
+    return write_shard(kept, path, cutoff, min_distance) + StatSums.from_isolated_atoms(isolated)
 
 
 def input_fingerprint(files: Sequence[Path], settings: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
     least_squares   fit E ≈ Σ_z n_z E0_z over the training frames (the manifest's; default)
     average         every element gets the training set's mean energy per atom
+    isolated        the training files' isolated-atom frames (config_type=IsolatedAtom, MACE's
+                    convention), which preprocessing keeps out of the shards
     PATH            a file of isolated atoms (one atom per frame, with energies): E0 = that energy
     {element: eV}   explicit values, by symbol or atomic number
 
@@ -18,7 +20,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from mlip.data.stats import StatSums
 
-METHODS = ("least_squares", "average")
+METHODS = ("least_squares", "average", "isolated")
 
 
 def resolve_reference_energies(spec: str | Mapping[Any, float], manifest: dict[str, Any]) -> tuple[dict[int, float], str]:
@@ -34,6 +36,9 @@ def resolve_reference_energies(spec: str | Mapping[Any, float], manifest: dict[s
         moments = _moments(manifest, spec)
         mean = moments["sum_e_per_atom"] / max(int(moments["n_energy"]), 1)
         return {z: mean for z in elements}, "mean energy per atom of the training set, every element"
+    elif spec == "isolated":
+        values = {atomic_numbers[k]: float(v) for k, v in manifest.get("isolated_atom_energies", {}).items()}
+        method = "isolated-atom frames (config_type IsolatedAtom) of the training files"
     elif isinstance(spec, (str, Path)) and Path(spec).is_file():
         values, method = _isolated_atoms(Path(spec)), f"isolated atoms in {spec}"
     else:

@@ -41,6 +41,12 @@ def _smallest_int(values: np.ndarray) -> np.dtype:
     return np.dtype(np.int64)
 
 
+def _join(parts: list[np.ndarray], row_shape: tuple[int, ...]) -> np.ndarray:
+    """Concatenate along the first axis; an empty (0, *row_shape) array when there are no parts (a
+    shard may hold no frames, e.g. when its file held only isolated atoms)."""
+    return np.concatenate(parts) if parts else np.zeros((0, *row_shape))
+
+
 def _put(h5: h5py.File, name: str, data: np.ndarray, rows: int) -> None:
     data = np.ascontiguousarray(data)
     if data.size == 0:
@@ -65,11 +71,11 @@ def write_shard(frames: Sequence[Frame], path: str | Path, cutoff: float, min_di
 def _write(graphs: list[AtomicGraph], frames: Sequence[Frame], path: Path, cutoff: float) -> StatSums:
     atom_ptr = np.concatenate([[0], np.cumsum([g.n_atoms for g in graphs])]).astype(np.int64)
     edge_ptr = np.concatenate([[0], np.cumsum([g.n_edges for g in graphs])]).astype(np.int64)
-    numbers = np.concatenate([g.numbers for g in graphs]).astype(np.uint8)
-    forces = np.concatenate([g.forces for g in graphs])
+    numbers = _join([g.numbers for g in graphs], ()).astype(np.uint8)
+    forces = _join([g.forces for g in graphs], (3,))
     energy = np.array([g.energy for g in graphs], dtype=np.float64)
-    stress = np.stack([g.stress for g in graphs])
-    shifts = np.concatenate([g.shifts for g in graphs])
+    stress = _join([g.stress[None] for g in graphs], (3, 3))
+    shifts = _join([g.shifts for g in graphs], (3,))
     sources = sorted({f.source or "" for f in frames})
     source_id = {s: i for i, s in enumerate(sources)}
     stats = StatSums.from_arrays(numbers.astype(np.int64), atom_ptr, energy, forces, stress, int(edge_ptr[-1]))
@@ -79,15 +85,15 @@ def _write(graphs: list[AtomicGraph], frames: Sequence[Frame], path: Path, cutof
         h5.create_dataset("atom_ptr", data=atom_ptr)
         h5.create_dataset("edge_ptr", data=edge_ptr)
         _put(h5, "numbers", numbers, 1 << 16)
-        _put(h5, "positions", np.concatenate([g.positions for g in graphs]), 1 << 14)
+        _put(h5, "positions", _join([g.positions for g in graphs], (3,)), 1 << 14)
         _put(h5, "forces", forces, 1 << 14)
-        _put(h5, "cell", np.stack([g.cell for g in graphs]), 1 << 12)
-        _put(h5, "pbc", np.stack([g.pbc for g in graphs]).astype(bool), 1 << 12)
+        _put(h5, "cell", _join([g.cell[None] for g in graphs], (3, 3)), 1 << 12)
+        _put(h5, "pbc", _join([g.pbc[None] for g in graphs], (3,)).astype(bool), 1 << 12)
         _put(h5, "energy", energy, 1 << 14)
         _put(h5, "stress", stress, 1 << 12)
         _put(h5, "weight", np.array([g.weight for g in graphs], dtype=np.float64), 1 << 14)
-        _put(h5, "receivers", np.concatenate([g.receivers for g in graphs]).astype(np.int32), 1 << 16)
-        _put(h5, "senders", np.concatenate([g.senders for g in graphs]).astype(np.int32), 1 << 16)
+        _put(h5, "receivers", _join([g.receivers for g in graphs], ()).astype(np.int32), 1 << 16)
+        _put(h5, "senders", _join([g.senders for g in graphs], ()).astype(np.int32), 1 << 16)
         _put(h5, "shifts", shifts.astype(_smallest_int(shifts)), 1 << 16)
         _put(h5, "source_file", np.array([source_id[f.source or ""] for f in frames], dtype=np.int32), 1 << 14)
         _put(h5, "source_index", np.array([-1 if f.index is None else f.index for f in frames], dtype=np.int64), 1 << 14)

@@ -32,8 +32,11 @@ class StatSums:
     xx_per_atom_sq: np.ndarray = field(default_factory=lambda: np.zeros((N_Z, N_Z)))
     xe_per_atom_sq: np.ndarray = field(default_factory=lambda: np.zeros(N_Z))
     sum_e_per_atom_sq: float = 0.0
+    isolated_energy_sum: np.ndarray = field(default_factory=lambda: np.zeros(N_Z))
+    isolated_count: np.ndarray = field(default_factory=lambda: np.zeros(N_Z))
 
-    ARRAYS = ("element_counts", "xtx", "xty", "sum_x_per_atom", "xx_per_atom_sq", "xe_per_atom_sq")
+    ARRAYS = ("element_counts", "xtx", "xty", "sum_x_per_atom", "xx_per_atom_sq", "xe_per_atom_sq",
+              "isolated_energy_sum", "isolated_count")
     SCALARS = ("n_frames", "n_atoms", "n_edges", "n_energy", "n_stress", "n_force_components",
                "sum_force_sq", "sum_e_per_atom", "sum_e_per_atom_sq")
 
@@ -83,8 +86,23 @@ class StatSums:
         for name in cls.SCALARS:
             setattr(out, name, type(getattr(out, name))(np.asarray(values[name])))
         for name in cls.ARRAYS:
-            setattr(out, name, np.asarray(values[name], dtype=float))
+            if name in values:  # shards from before isolated atoms were counted lack those sums
+                setattr(out, name, np.asarray(values[name], dtype=float))
         return out
+
+    @classmethod
+    def from_isolated_atoms(cls, frames: list) -> "StatSums":
+        """Sums holding only the energies (eV) of isolated-atom frames, by element."""
+        out = cls()
+        for frame in frames:
+            out.isolated_energy_sum[int(frame.numbers[0])] += frame.energy
+            out.isolated_count[int(frame.numbers[0])] += 1
+        return out
+
+    def isolated_atom_energies(self) -> dict[int, float]:
+        """Mean energy (eV) of the isolated-atom frames of each element that has some."""
+        return {int(z): float(self.isolated_energy_sum[z] / self.isolated_count[z])
+                for z in np.nonzero(self.isolated_count)[0]}
 
     def elements(self) -> list[int]:
         """Atomic numbers present, ascending."""

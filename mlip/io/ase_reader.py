@@ -47,6 +47,9 @@ def frame_from_atoms(
                 raise InvalidStructureError(f"'{virial_key}' given but the cell has zero volume", source, index)
             stress = -np.reshape(np.asarray(virial, dtype=float), -1) / volume
     weight = lookup_label(atoms, weight_key)
+    config_type = atoms.info.get("config_type")
+    if forces is None and len(atoms) == 1 and str(config_type).lower().replace("_", "") == "isolatedatom":
+        forces = np.zeros((1, 3))  # an isolated atom feels no force; MACE's files often leave it out
     frame = Frame(
         numbers=atoms.numbers,
         positions=atoms.positions,
@@ -58,6 +61,7 @@ def frame_from_atoms(
         weight=1.0 if weight is None else float(weight),
         source=source,
         index=index,
+        config_type=None if config_type is None else str(config_type),
     )
     keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key}
     for label in require:

@@ -25,6 +25,8 @@ class Frame:
         stress: (3, 3) stress, eV/Å³, ASE sign convention (positive = tensile), or None.
         weight: per-frame loss weight.
         source: file the frame came from; index: its position in that file.
+        config_type: the file's label of the kind of structure (extxyz `config_type`), or None;
+            "IsolatedAtom" marks isolated-atom reference energies (MACE's convention).
     """
 
     numbers: np.ndarray
@@ -37,6 +39,7 @@ class Frame:
     weight: float = 1.0
     source: str | None = None
     index: int | None = None
+    config_type: str | None = None
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers)
@@ -49,6 +52,12 @@ class Frame:
             self.stress = _stress_to_matrix(np.asarray(self.stress, dtype=np.float64), self)
         if self.energy is not None:
             self.energy = float(self.energy)
+
+    @property
+    def is_isolated_atom(self) -> bool:
+        """One atom, not periodic, marked config_type IsolatedAtom (any case, `_`/`-` ignored)."""
+        kind = (self.config_type or "").lower().replace("_", "").replace("-", "")
+        return kind == "isolatedatom" and self.n_atoms == 1 and not self.pbc.any()
 
     @property
     def n_atoms(self) -> int:

@@ -35,8 +35,9 @@ class PotentialModule(pl.LightningModule):
         dtype: floating-point type of the model: "float32" or "float64".
         e0s: per-element reference energies (eV) taken off before the network: "least_squares"
             (fit over the training compositions, default), "average" (the mean energy per atom for
-            every element), the path of a file of isolated atoms with energies (MACE's
-            IsolatedAtom frames), or {element: eV}. Printed at the start and stored in the model file.
+            every element), "isolated" (the training files' frames marked config_type=IsolatedAtom,
+            MACE's convention; they are not trained on), the path of a file of isolated atoms with
+            energies, or {element: eV}. Printed at the start and stored in the model file.
         energy_weight: loss weight of the squared energy-per-atom error (eV/atom)².
         forces_weight: loss weight of the squared force-component error (eV/Å)².
         stress_weight: loss weight of the squared stress-component error (eV/Å³)²; 0 ignores stress.
