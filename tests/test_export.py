@@ -83,3 +83,39 @@ def test_pickled_code_in_weights_is_never_run(potential, tmp_path, capsys):
     with pytest.raises(mlip.export.ModelFileError, match="cannot be read safely"):
         mlip.export.load(path)
     assert "unpickled!" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: {**h, "network": {**h["network"], "num_layers": 100000}}, "num_layers = 100000 is outside"),
+    (lambda h: {**h, "network": {**h["network"], "channels": 10**9}}, "channels = 1000000000 is outside"),
+    (lambda h: {**h, "dtype": "float16"}, "dtype 'float16' is not supported"),
+    (lambda h: {**h, "elements": [1, 500]}, "elements must be 1 to 118"),
+    (lambda h: {**h, "cutoff": 1e6}, "cutoff 1000000.0 Å is outside"),
+], ids=["layers", "channels", "float16", "elements", "cutoff"])
+def test_hostile_hyperparameters_are_refused_before_building(potential, tmp_path, change, message):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    _rewrite(path, header=change)
+    with pytest.raises(mlip.export.ModelFileError, match=message):
+        mlip.export.load(path)
+
+
+def test_zip_bomb_and_extra_members_are_refused(potential, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    with zipfile.ZipFile(path) as archive:
+        header = archive.read("mlip.json")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # 64 MB of zeros, ~64 kB on disk
+        archive.writestr("mlip.json", header)
+        archive.writestr("weights.pt", bytes(64 << 20))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(mlip.export.ModelFileError, match="zip bomb"):
+        mlip.export.load(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("extra.py", "print('hi')")
+    with pytest.raises(mlip.export.ModelFileError, match="members"):
+        mlip.export.load(path)
+
+
+def test_float16_request_is_refused(potential, tmp_path):
+    path = mlip.export.save(potential, tmp_path / "m.mlip")
+    with pytest.raises(mlip.export.ModelFileError, match="float16 is not supported"):
+        mlip.export.load(path, dtype=torch.float16)

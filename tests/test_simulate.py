@@ -92,3 +92,21 @@ def test_batched_fire_matches_one_by_one_relaxation(model_file):
         assert np.abs(atoms.get_forces()).max() < 1e-3 and np.abs(atoms.get_stress()).max() < 1e-5
         single = relax(atoms, calculator, fmax=1e-3, smax=1e-5)
         assert single.energy == pytest.approx(energy, abs=1e-5)
+
+
+def test_exploding_md_stops_with_the_step_and_keeps_the_trajectory(tmp_path):
+    from mlip.simulate.md import MDInstabilityError, run_md
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    with pytest.raises(MDInstabilityError, match=r"step \d+: (temperature|two atoms|non-finite)"):
+        run_md(atoms, EMT(), tmp_path, "nve", steps=2000, timestep_fs=30.0, temperature_K=600, interval=5)
+    frames = ase.io.read(tmp_path / "trajectory.xyz", ":")
+    assert len(frames) >= 1 and (tmp_path / "md_log.csv").read_text().count("\n") == len(frames) + 1
+
+
+@pytest.mark.parametrize("bad", [{"timestep_fs": 0.0}, {"steps": 0}, {"interval": 0}])
+def test_md_arguments_are_checked(tmp_path, bad):
+    from mlip.simulate.md import run_md
+
+    with pytest.raises(ValueError, match="timestep > 0"):
+        run_md(bulk("Cu", "fcc", a=3.6), EMT(), tmp_path, **bad)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mlip.data.preprocess import PreprocessConflictError, preprocess
+from mlip.folder_lock import FolderInUseError
 from mlip.io import InvalidStructureError, ReadOptions
 from mlip.version_flag import add_version_flag
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                                      stress_key=args.stress_key, virial_key=args.virial_key,
                                      require=tuple(args.require), energy_unit=args.energy_unit),
         )
-    except (InvalidStructureError, PreprocessConflictError, ValueError, OSError) as exc:
+    except (InvalidStructureError, PreprocessConflictError, FolderInUseError, ValueError, OSError) as exc:
         print(f"mlip-preprocess: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from mlip.atomic_write import TMP_MARK
 from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
 from mlip.data.shards import is_complete_shard, read_shard_stats, shard_name, write_shard
 from mlip.data.stats import StatSums
+from mlip.folder_lock import exclusive_folder
 from mlip.io import Frame, ReadOptions, expand_paths, iread
 from mlip.io.ranges import FrameRange, plan_ranges, read_range, splittable
 from mlip.io.read import ALIASES
@@ -116,8 +117,17 @@ def preprocess(
 
     Shards are written by `workers` processes (default: all cores), each to a temporary
     file renamed into place when complete. Rerunning after an interruption keeps the
-    finished shards and writes only the missing ones. Returns the manifest.
+    finished shards and writes only the missing ones. The folder is locked while this runs: a
+    second run into it is refused (`FolderInUseError`). Returns the manifest.
     """
+    with exclusive_folder(out, "mlip-preprocess"):
+        return _preprocess(inputs, Path(out), cutoff, shard_size, shard_atoms, workers, min_distance, overwrite,
+                           progress, read_options)
+
+
+def _preprocess(inputs: Sequence[str | Path], out: Path, cutoff: float, shard_size: int, shard_atoms: int,
+                workers: int | None, min_distance: float | None, overwrite: bool, progress: bool,
+                read_options: ReadOptions | Mapping[str, Any] | None) -> dict[str, Any]:
     start = time.perf_counter()
     read_options = ReadOptions.of(read_options).as_kwargs()  # validated once, then passed to every reader
     out = Path(out)

@@ -56,6 +56,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON header of a model file (checked for format and version)."""
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_members(path, archive)
             header = json.loads(archive.read("mlip.json"))
     except FileNotFoundError:
         raise
@@ -74,6 +75,51 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return header
 
 
+# What a model file may declare, checked before anything is built or read into memory: a file
+# cannot make the loader allocate more than a large model's weights (hostile files, issue 13).
+MEMBERS = {"mlip.json": 1 << 20, "weights.pt": 2 << 30}  # bytes, uncompressed
+MAX_EXPANSION = 1.05  # members are stored uncompressed; a compressed member must not inflate
+INT_LIMITS = {"channels": 1024, "lmax": 3, "sh_lmax": 3, "a_lmax": 3, "num_layers": 32, "correlation": 4,
+              "num_basis": 64, "readout_hidden": 1024, "dim": 2048, "heads": 64, "avg_num_neighbors": 10_000}
+LIST_LIMITS = {"radial_hidden": (8, 1024)}  # (entries, each)
+DTYPES = ("float32", "float64")
+
+
+def _check_members(path, archive: zipfile.ZipFile) -> None:
+    infos = archive.infolist()
+    names = sorted(info.filename for info in infos)
+    if names != sorted(MEMBERS):
+        raise ModelFileError(f"{path} is not an mlip model file (members {names[:5]}, expected {sorted(MEMBERS)})")
+    for info in infos:
+        if info.file_size > MEMBERS[info.filename]:
+            raise ModelFileError(f"{path}: member {info.filename} declares {info.file_size} bytes, more than the "
+                                 f"{MEMBERS[info.filename]} a model file may hold")
+        if info.file_size > MAX_EXPANSION * max(info.compress_size, 1) + 1024:
+            raise ModelFileError(f"{path}: member {info.filename} expands {info.file_size / max(info.compress_size, 1):.0f}"
+                                 f"-fold; mlip writes members uncompressed, refusing a possible zip bomb")
+
+
+def _check_header_limits(path, header: dict) -> None:
+    """Hyperparameters, elements, cutoff and dtype within bounds, so that building the model is bounded."""
+    if header.get("dtype") not in DTYPES:
+        raise ModelFileError(f"{path}: dtype {header.get('dtype')!r} is not supported (only {', '.join(DTYPES)})")
+    elements = header.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= 118 or \
+            not all(isinstance(z, int) and 1 <= z <= 118 for z in elements):
+        raise ModelFileError(f"{path}: elements must be 1 to 118 atomic numbers, got {str(elements)[:80]}")
+    cutoff = header.get("cutoff")
+    if not isinstance(cutoff, (int, float)) or not 0 < cutoff <= 30:
+        raise ModelFileError(f"{path}: cutoff {cutoff!r} Å is outside (0, 30]")
+    for key, value in {**header.get("network", {}), **header.get("potential", {})}.items():
+        if key in INT_LIMITS and (not isinstance(value, (int, float)) or not 0 <= value <= INT_LIMITS[key]):
+            raise ModelFileError(f"{path}: {key} = {value!r} is outside [0, {INT_LIMITS[key]}]")
+        if key in LIST_LIMITS:
+            entries, each = LIST_LIMITS[key]
+            if not isinstance(value, list) or len(value) > entries or \
+                    not all(isinstance(v, int) and 0 < v <= each for v in value):
+                raise ModelFileError(f"{path}: {key} = {str(value)[:80]} must be at most {entries} widths ≤ {each}")
+
+
 def _mlip_version() -> str:
     from mlip import __version__
     return __version__
@@ -82,6 +128,9 @@ def _mlip_version() -> str:
 def load(path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> Potential:
     """Rebuild the potential stored in `path` (in its saved dtype unless `dtype` is given), in eval mode."""
     header = read_metadata(path)
+    _check_header_limits(path, header)
+    if dtype is not None and str(dtype).removeprefix("torch.") not in DTYPES:
+        raise ModelFileError(f"dtype {dtype} is not supported (only {', '.join(DTYPES)})")
     with zipfile.ZipFile(path) as archive:
         raw = archive.read("weights.pt")
     try:

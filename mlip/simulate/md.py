@@ -14,6 +14,45 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 
 ENSEMBLES = ("nve", "nvt", "npt")
+HOT_FACTOR = 5.0  # a temperature above HOT_FACTOR × max(target, 300 K) stops the run
+MIN_DISTANCE = 0.5  # Å: two atoms closer than this have collapsed onto each other
+
+
+class MDInstabilityError(RuntimeError):
+    """The dynamics blew up: non-finite energy or forces, runaway temperature, or collapsed atoms."""
+
+
+def closest_pair(atoms: Atoms, within: float) -> float | None:
+    """The shortest interatomic distance below `within` Å (periodic images included), or None."""
+    from mlip.graph.neighbors import neighbor_list
+
+    receivers, senders, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, within)
+    if len(receivers) == 0:
+        return None
+    vectors = atoms.positions[senders] + shifts @ atoms.cell.array - atoms.positions[receivers]
+    return float(np.linalg.norm(vectors, axis=1).min())
+
+
+def watchdog(atoms: Atoms, dynamics, temperature_K: float, timestep_fs: float):
+    """A step callback that raises `MDInstabilityError`, naming the step and what went wrong."""
+    limit = HOT_FACTOR * max(temperature_K, 300.0)
+
+    def check() -> None:
+        step = dynamics.nsteps
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            raise MDInstabilityError(f"step {step}: non-finite energy or forces")
+        temperature = atoms.get_temperature()
+        if temperature > limit:
+            raise MDInstabilityError(f"step {step}: temperature {temperature:.0f} K exceeds {limit:.0f} K "
+                                     f"({HOT_FACTOR:g}x the target): the dynamics is unstable; try a shorter time "
+                                     f"step than {timestep_fs:g} fs, or the model fails in this region")
+        closest = closest_pair(atoms, MIN_DISTANCE)
+        if closest is not None:
+            raise MDInstabilityError(f"step {step}: two atoms are {closest:.3f} Å apart (below {MIN_DISTANCE} Å): "
+                                     f"the structure collapsed")
+
+    return check
 LOG_FIELDS = ["time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa"]
 
 
@@ -39,7 +78,11 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
            pressure_GPa: float = 0.0, interval: int = 10, seed: int = 0) -> Path:
     """Run MD from Maxwell–Boltzmann velocities at `temperature_K`; every `interval` steps append a
     frame to OUT/trajectory.xyz and a row (time, energies, temperature, pressure) to OUT/md_log.csv.
+    Every step a watchdog stops the run with `MDInstabilityError` (non-finite energy or forces, a
+    temperature above 5x the target, atoms closer than 0.5 Å); the files keep what came before.
     Returns the log's path."""
+    if not timestep_fs > 0 or steps < 1 or interval < 1:
+        raise ValueError(f"need timestep > 0 fs, steps >= 1 and interval >= 1; got {timestep_fs}, {steps}, {interval}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atoms.calc = calculator
@@ -64,7 +107,11 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
             ase.io.write(trajectory, atoms, format="extxyz", append=True)
 
         dynamics.attach(record, interval=interval)  # ASE also calls it once before the first step
-        dynamics.run(steps)
+        dynamics.attach(watchdog(atoms, dynamics, temperature_K, timestep_fs), interval=1)
+        try:
+            dynamics.run(steps)
+        finally:
+            handle.flush()
     return log_path
 
 

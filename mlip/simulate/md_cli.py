@@ -9,7 +9,7 @@ from mlip.calculator import MLIPCalculator
 from mlip.export import ModelFileError
 from mlip.io import InvalidStructureError, read
 from mlip.models.potential import UnknownElementError
-from mlip.simulate.md import ENSEMBLES, energy_drift, run_md
+from mlip.simulate.md import ENSEMBLES, MDInstabilityError, energy_drift, run_md
 from mlip.version_flag import add_version_flag
 
 
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, IndexError, OSError) as exc:
         print(f"mlip-md: error: {exc}", file=sys.stderr)
         return 2
+    except MDInstabilityError as exc:
+        print(f"mlip-md: stopped: {exc}; trajectory and log up to there are in {args.out}", file=sys.stderr)
+        return 3
     message = f"wrote {log} and {log.with_name('trajectory.xyz')}"
     if args.ensemble == "nve":
         message += f"; total-energy drift {energy_drift(log):+.3f} meV/atom/ps"

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mlip.atomic_write import atomic_path
 from mlip.calculator import MLIPCalculator
 from mlip.export import ModelFileError
+from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError, expand_paths, iread
 from mlip.models.potential import UnknownElementError
 from mlip.simulate.relax import relax
@@ -46,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    try:
+        with exclusive_folder(args.out, "mlip-relax"):
+            return _relax_all(args)
+    except FolderInUseError as exc:
+        print(f"mlip-relax: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _relax_all(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "structures").mkdir(parents=True, exist_ok=True)
     summary = out / "summary.csv"

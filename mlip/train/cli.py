@@ -8,8 +8,10 @@ from RUN_DIR/checkpoints/last.ckpt when it exists) → model file and plots.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from mlip.data.datamodule import ShardDataModule
 from mlip.data.preprocess import PreprocessConflictError
 from mlip.export import ModelFileError
+from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError
 from mlip.train.callbacks import AtomicCheckpointIO, EpochLog, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.module import PotentialModule
@@ -93,7 +96,13 @@ DESCRIPTION = ("mlip-train: fit an mlip potential (energies in eV, forces eV/Å,
                "or structure files. Options come from --config YAML and the command line: model.* (preset, "
                "E0s, loss weights, optimiser), data.* (inputs, cutoff, batch size, reader keys), trainer.* (any "
                "Lightning Trainer option), run_dir, ema_decay. Rerun the same command to resume.")
-BAD_INPUT = (InvalidStructureError, PreprocessConflictError, ModelFileError, ValueError, FileNotFoundError)
+BAD_INPUT = (InvalidStructureError, PreprocessConflictError, ModelFileError, FolderInUseError, ValueError,
+             FileNotFoundError)
+
+
+def _is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed launch (torchrun, SLURM, Lightning)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,10 +116,14 @@ def main(argv: list[str] | None = None) -> None:
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
                        subclass_mode_data=False, auto_configure_optimizers=False,
                        parser_kwargs={"prog": "mlip-train", "description": DESCRIPTION})
-        last = Path(cli.config["run_dir"]) / "checkpoints" / "last.ckpt"
-        if last.exists():
-            print(f"resuming from {last}")
-        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
+        run_dir = Path(cli.config["run_dir"])
+        # one training per run folder: rank 0 holds the lock (DDP ranks share the folder)
+        lock = exclusive_folder(run_dir, "mlip-train") if _is_rank_zero() else nullcontext()
+        with lock:
+            last = run_dir / "checkpoints" / "last.ckpt"
+            if last.exists():
+                print(f"resuming from {last}")
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
     except BAD_INPUT as exc:  # the user's data or options: one line, no traceback
         print(f"mlip-train: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
