@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from mlip.checksum import file_sha256
 from mlip.graph.batch import GraphBatch
 from mlip.graph.verlet import VerletNeighborList, graph_from_atoms
 from mlip.models.potential import Potential
@@ -22,17 +23,6 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if isinstance(dtype, str) and dtype in names:
         return names[dtype]
     raise ValueError(f"dtype must be float32 or float64 (a torch dtype or its name), got {dtype!r}")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class MLIPCalculator(Calculator):

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mlip.checksum import verify_file
 from mlip.data.manifest import load_manifest
 from mlip.data.shards import ShardReader
 from mlip.graph.atomic_graph import AtomicGraph
@@ -36,6 +37,7 @@ class ShardDataset:
         self.max_cached_shards = max(1, max_cached_shards)
         self._readers: OrderedDict[int, ShardReader] = OrderedDict()
         self._pid = os.getpid()
+        self._verified: set[int] = set()  # shards whose content hash matched the manifest
 
     @property
     def cutoff(self) -> float:
@@ -62,6 +64,12 @@ class ShardDataset:
         if shard in self._readers:
             self._readers.move_to_end(shard)
         else:
+            if shard not in self._verified:  # once per shard and process: the whole file is read anyway
+                expected = self.manifest["shards"][shard].get("sha256")
+                if expected:
+                    verify_file(self.files[shard], expected, f"rerun mlip-preprocess with --overwrite to rebuild "
+                                                             f"{self.directory}")
+                self._verified.add(shard)
             self._readers[shard] = ShardReader(self.files[shard])
             while len(self._readers) > self.max_cached_shards:
                 self._readers.popitem(last=False)

@@ -16,6 +16,7 @@ import threadpoolctl
 from tqdm.auto import tqdm
 
 from mlip.atomic_write import TMP_MARK
+from mlip.checksum import file_sha256
 from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
 from mlip.data.shards import is_complete_shard, read_shard_stats, shard_name, write_shard
 from mlip.data.stats import StatSums
@@ -156,7 +157,8 @@ def _preprocess(inputs: Sequence[str | Path], out: Path, cutoff: float, shard_si
         bar.close()
         _clean_temporaries(out)
     total = sum(results.values(), StatSums())
-    shards = [{"file": shard_name(i), "n_frames": s.n_frames, "n_atoms": s.n_atoms, "n_edges": s.n_edges}
+    shards = [{"file": shard_name(i), "n_frames": s.n_frames, "n_atoms": s.n_atoms, "n_edges": s.n_edges,
+               "sha256": file_sha256(out / shard_name(i))}
               for i, s in sorted(results.items())]
     manifest = build_manifest(shards, total, float(cutoff), fingerprint, time.perf_counter() - start)
     write_json_atomic(out / MANIFEST_NAME, manifest)

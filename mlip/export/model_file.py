@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from mlip.atomic_write import atomic_path
+from mlip.checksum import sha256_bytes
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 
@@ -37,14 +38,15 @@ def save(potential: Potential, path: str | Path, metadata: dict[str, Any] | None
         raise ModelFileError("this Potential was not made by mlip.build_potential, so it cannot be rebuilt from a file")
     elements = config["elements"]
     reference = potential.reference.detach().cpu().tolist()
-    header = {
-        "format": FORMAT, "version": FORMAT_VERSION, "mlip_version": __version__, "units": UNITS,
-        **config, "reference_energies": {str(z): e for z, e in zip(elements, reference)},
-        "metadata": metadata or {},
-    }
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in potential.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(weights, buffer)
+    header = {
+        "format": FORMAT, "version": FORMAT_VERSION, "mlip_version": __version__, "units": UNITS,
+        **config, "reference_energies": {str(z): e for z, e in zip(elements, reference)},
+        "weights_sha256": sha256_bytes(buffer.getvalue()),
+        "metadata": metadata or {},
+    }
     path = Path(path)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("mlip.json", json.dumps(header, indent=2))
@@ -133,6 +135,9 @@ def load(path: str | Path, dtype: torch.dtype | None = None, device: str | torch
         raise ModelFileError(f"dtype {dtype} is not supported (only {', '.join(DTYPES)})")
     with zipfile.ZipFile(path) as archive:
         raw = archive.read("weights.pt")
+    if "weights_sha256" in header and sha256_bytes(raw) != header["weights_sha256"]:
+        raise ModelFileError(f"{path}: the weights are corrupt (their hash differs from the one recorded when the "
+                             f"file was written); use another copy or retrain")
     try:
         weights = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -25,7 +25,8 @@ from mlip.data.preprocess import PreprocessConflictError
 from mlip.export import ModelFileError
 from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError
-from mlip.train.callbacks import AtomicCheckpointIO, EpochLog, FinalizeRun, NamedEMAWeightAveraging
+from mlip.train.callbacks import (AtomicCheckpointIO, EpochLog, FinalizeRun, NamedEMAWeightAveraging,
+                                  intact_resume_checkpoint)
 from mlip.train.module import PotentialModule
 from mlip.version_flag import version_text
 
@@ -120,10 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         # one training per run folder: rank 0 holds the lock (DDP ranks share the folder)
         lock = exclusive_folder(run_dir, "mlip-train") if _is_rank_zero() else nullcontext()
         with lock:
-            last = run_dir / "checkpoints" / "last.ckpt"
-            if last.exists():
-                print(f"resuming from {last}")
-            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last) if last.exists() else None)
+            resume, note = intact_resume_checkpoint(run_dir)
+            if note:
+                print(note)
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(resume) if resume else None)
     except BAD_INPUT as exc:  # the user's data or options: one line, no traceback
         print(f"mlip-train: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
