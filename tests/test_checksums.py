@@ -13,7 +13,7 @@ from mlip.checksum import ChecksumError
 from mlip.data.dataset import ShardDataset
 from mlip.data.preprocess import preprocess
 from mlip.export import ModelFileError, load, save
-from mlip.train.callbacks import AtomicCheckpointIO, intact_resume_checkpoint
+from mlip.train.checkpoints import AtomicCheckpointIO, intact_resume_checkpoint
 
 
 @pytest.fixture()

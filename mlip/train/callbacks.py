@@ -9,63 +9,12 @@ from typing import Any, Iterator
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 
-from mlip.atomic_write import atomic_path
-from mlip.checksum import ChecksumError, file_sha256, verify_file
-from mlip.export import save
 from mlip.evaluate.errors import evaluate_potential
 from mlip.evaluate.plots import learning_curves, parity
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file and renames it into place (an interrupted save
-    never leaves a half-written checkpoint), with its SHA-256 in `NAME.sha256` beside it; loading
-    checks that hash, so a corrupted checkpoint is refused, naming it."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
-            digest = file_sha256(tmp)
-        with atomic_path(checksum_path(path)) as tmp:
-            tmp.write_text(digest + "\n")
-
-    def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        verify_checkpoint(path)
-        return super().load_checkpoint(path, *args, **kwargs)
-
-    def remove_checkpoint(self, path: str | Path) -> None:
-        super().remove_checkpoint(path)
-        checksum_path(path).unlink(missing_ok=True)
-
-
-def checksum_path(checkpoint: str | Path) -> Path:
-    return Path(f"{checkpoint}.sha256")
-
-
-def verify_checkpoint(path: str | Path) -> None:
-    """Raise `ChecksumError` if `path` does not match the hash written beside it (none written: accepted)."""
-    recorded = checksum_path(path)
-    if recorded.exists():
-        verify_file(path, recorded.read_text().strip(), "delete it to start over or resume from another checkpoint")
-
-
-def intact_resume_checkpoint(run_dir: Path) -> tuple[Path | None, str]:
-    """The checkpoint to resume from: last.ckpt if intact, else the newest intact one, with a note on the choice."""
-    folder = run_dir / "checkpoints"
-    candidates = sorted(folder.glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime))
-    skipped = []
-    for path in candidates:
-        try:
-            verify_checkpoint(path)
-        except ChecksumError:
-            skipped.append(path.name)
-            continue
-        note = f"resuming from {path}" + (f" ({', '.join(skipped)} corrupt: skipped)" if skipped else "")
-        return path, note
-    return None, (f"no intact checkpoint in {folder} ({', '.join(skipped)} corrupt): starting from scratch"
-                  if skipped else "")
+from mlip.export import save
+from mlip.train.run_folder import merge_metrics
 
 
 class FinalizeRun(pl.Callback):
@@ -84,7 +33,7 @@ class FinalizeRun(pl.Callback):
                     "global_step": trainer.global_step,
                     "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
         self.outputs["model"] = save(potential, self.run_dir / "model.mlip", metadata)
-        curves = learning_curves(self.run_dir / "metrics.csv", self.run_dir / "learning_curves.png")
+        curves = learning_curves(merge_metrics(self.run_dir), self.run_dir / "learning_curves.png")
         if curves:
             self.outputs["learning_curves"] = curves
         stress = pl_module.weights.stress > 0

@@ -3,7 +3,7 @@
 Stages: parse and validate the YAML config (LightningCLI/jsonargparse: typed, `--help`,
 command-line overrides, the resolved config saved as RUN_DIR/config.yaml) → data (shards, or
 raw files preprocessed on the fly) → model (built from the data's manifest) → fit (resumes
-from RUN_DIR/checkpoints/last.ckpt when it exists) → model file and plots.
+from the newest intact checkpoint, see `mlip.train.run_folder`) → model file and plots.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -25,9 +26,10 @@ from mlip.data.preprocess import PreprocessConflictError
 from mlip.export import ModelFileError
 from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError
-from mlip.train.callbacks import (AtomicCheckpointIO, EpochLog, FinalizeRun, NamedEMAWeightAveraging,
-                                  intact_resume_checkpoint)
+from mlip.train.callbacks import EpochLog, FinalizeRun, NamedEMAWeightAveraging
+from mlip.train.checkpoints import AtomicCheckpointIO
 from mlip.train.module import PotentialModule
+from mlip.train.run_folder import plan_run, prepare_run
 from mlip.version_flag import version_text
 
 
@@ -40,6 +42,12 @@ class TrainCLI(LightningCLI):
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=100,
                             help="also save last.ckpt every N optimizer steps (mid-epoch resume)")
         parser.add_argument("--early_stopping_patience", type=int, default=0, help="epochs without improvement; 0: off")
+        parser.add_argument("--resume", default="auto",
+                            help="auto: continue from the newest intact checkpoint in run_dir (a finished run is "
+                                 "left alone); never: refuse a run_dir that holds a run; or a checkpoint path")
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="delete run_dir's previous run (checkpoints, logs, model; not the preprocessed "
+                                 "data) and train from scratch")
         parser.link_arguments("run_dir", "data.cache_dir", compute_fn=lambda run: str(Path(run) / "data"))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -121,10 +129,15 @@ def main(argv: list[str] | None = None) -> None:
         # one training per run folder: rank 0 holds the lock (DDP ranks share the folder)
         lock = exclusive_folder(run_dir, "mlip-train") if _is_rank_zero() else nullcontext()
         with lock:
-            resume, note = intact_resume_checkpoint(run_dir)
-            if note:
-                print(note)
-            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(resume) if resume else None)
+            config = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
+            plan = plan_run(run_dir, cli.config["resume"], cli.config["overwrite"], config)
+            if plan.note:
+                print(plan.note)
+            if plan.finished:
+                return
+            if _is_rank_zero():
+                prepare_run(run_dir, plan, cli.config["overwrite"])
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(plan.checkpoint) if plan.checkpoint else None)
     except BAD_INPUT as exc:  # the user's data or options: one line, no traceback
         print(f"mlip-train: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
