@@ -55,6 +55,12 @@ def test_mlip_relax_writes_results_and_resumes(model_file, tmp_path):
     assert relax_main([str(model_file), str(inputs), "--out", str(out), "--max-steps", "20"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "structures").glob("*.xyz")} == stamps
     assert len(list(csv.DictReader(open(out / "summary.csv")))) == 3
+    (inputs / "POSCAR_0").rename(inputs / "POSCAR_9")  # new order, one new structure: only that one is relaxed
+    ase.io.write(inputs / "POSCAR_3", bulk("Cu", "fcc", a=3.7, cubic=True), format="vasp")
+    assert relax_main([str(model_file), str(inputs), "--out", str(out), "--max-steps", "20"]) == 0
+    assert len(list(csv.DictReader(open(out / "summary.csv")))) == 4
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in (out / "structures").glob("*.xyz") if p.name in stamps)
+    assert len(ase.io.read(out / "relaxed.xyz", index=":")) == 4
 
 
 @pytest.mark.parametrize("ensemble", ["nve", "nvt", "npt"])

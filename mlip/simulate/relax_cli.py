@@ -24,8 +24,19 @@ from mlip.models.potential import UnknownElementError
 from mlip.simulate.relax import relax
 from mlip.version_flag import add_version_flag
 
-FIELDS = ["index", "source", "frame", "formula", "atoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_per_A",
+FIELDS = ["index", "input_sha256", "source", "frame", "formula", "atoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_per_A",
           "smax_eV_per_A3", "volume_A3", "steps", "converged"]
+
+
+def structure_key(frame) -> str:
+    """SHA-256 of a structure's content (numbers, positions to 1e-8 Å, cell, pbc): its identity for resuming."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (frame.numbers.astype("int64"), (frame.positions * 1e8).round().astype("int64"),
+                  (frame.cell * 1e8).round().astype("int64"), frame.pbc.astype("int8")):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, atoms) -> None:
@@ -59,7 +70,7 @@ def _relax_all(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "structures").mkdir(parents=True, exist_ok=True)
     summary = out / "summary.csv"
-    done = {row["index"] for row in csv.DictReader(open(summary))} if summary.exists() else set()
+    done = {row.get("input_sha256") for row in csv.DictReader(open(summary))} if summary.exists() else set()
     try:
         calculator = MLIPCalculator(args.model, device=args.device)
         frames = [frame for path in expand_paths(args.inputs) for frame in iread(path)]
@@ -71,8 +82,9 @@ def _relax_all(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         if new_file:
             writer.writeheader()
-        for k, frame in enumerate(tqdm(frames, desc="relax", unit=" struct")):
-            if str(k) in done:
+        keys = [structure_key(frame) for frame in frames]
+        for k, (frame, key) in enumerate(zip(tqdm(frames, desc="relax", unit=" struct"), keys)):
+            if key in done:  # relaxed by an earlier run: recognised by content, whatever its position now
                 continue
             try:
                 result = relax(frame.to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
@@ -83,17 +95,17 @@ def _relax_all(args: argparse.Namespace) -> int:
             atoms = result.atoms
             atoms.calc = None  # keep the file plain: the energy goes into info
             atoms.info.update(energy=result.energy, converged=result.converged)
-            _write_atomic(out / "structures" / f"{k:05d}.xyz", atoms)
+            _write_atomic(out / "structures" / f"{key[:16]}.xyz", atoms)
             volume = atoms.get_volume() if atoms.pbc.all() else float("nan")
-            writer.writerow({"index": k, "source": frame.source, "frame": frame.index,
+            writer.writerow({"index": k, "input_sha256": key, "source": frame.source, "frame": frame.index,
                              "formula": atoms.get_chemical_formula(), "atoms": len(atoms), "energy_eV": result.energy,
                              "energy_per_atom_eV": result.energy / len(atoms), "fmax_eV_per_A": result.fmax,
                              "smax_eV_per_A3": result.smax, "volume_A3": volume, "steps": result.steps,
                              "converged": result.converged})
             handle.flush()
-    relaxed = [ase.io.read(p) for p in sorted((out / "structures").glob("*.xyz"))]
+    relaxed = [ase.io.read(out / "structures" / f"{key[:16]}.xyz") for key in keys]  # in input order
     _write_atomic(out / "relaxed.xyz", relaxed)
-    rows = list(csv.DictReader(open(summary)))
+    rows = [row for row in csv.DictReader(open(summary)) if row.get("input_sha256") in set(keys)]
     failed = sum(row["converged"] != "True" for row in rows)
     print(f"relaxed {len(rows)} structures ({failed} not converged) -> {out / 'relaxed.xyz'}, {summary}")
     return 0
