@@ -27,16 +27,16 @@ def test_intact_shards_read(shards):
 
 
 def test_flipped_byte_in_a_shard_is_refused(shards):
-    path = shards / "shard_000000.h5"
+    path = shards / "shard_00000.h5"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ChecksumError, match="shard_000000.h5 is corrupt.*mlip-preprocess"):
+    with pytest.raises(ChecksumError, match="shard_00000.h5 is corrupt.*mlip-preprocess"):
         ShardDataset(shards)[0]
 
 
 def test_shard_with_shifted_pointers_is_refused(shards):
-    with h5py.File(shards / "shard_000000.h5", "r+") as h5:  # consistent HDF5, wrong content
+    with h5py.File(shards / "shard_00000.h5", "r+") as h5:  # consistent HDF5, wrong content
         h5["atom_ptr"][1:] = h5["atom_ptr"][1:] + 1
     with pytest.raises(ChecksumError, match="corrupt"):
         ShardDataset(shards)[0]
