@@ -80,6 +80,11 @@ def test_pickled_code_in_weights_is_never_run(potential, tmp_path, capsys):
     buffer = io.BytesIO()
     torch.save({"evil": Payload()}, buffer)
     _rewrite(path, weights=buffer.getvalue())
+    with pytest.raises(mlip.export.ModelFileError, match="weights are corrupt"):  # the hash catches it first
+        mlip.export.load(path)
+    from mlip.checksum import sha256_bytes
+
+    _rewrite(path, header=lambda h: {**h, "weights_sha256": sha256_bytes(buffer.getvalue())})  # a forged hash
     with pytest.raises(mlip.export.ModelFileError, match="cannot be read safely"):
         mlip.export.load(path)
     assert "unpickled!" not in capsys.readouterr().out

@@ -30,7 +30,7 @@ def test_second_preprocessing_run_into_a_folder_is_refused(data_dir, tmp_path, c
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", f"from filelock import FileLock; import time; "
-                               f"FileLock(r'{tmp_path / LOCK_NAME}').acquire(); print('held', flush=True); "
+                               f"lock = FileLock(r'{tmp_path / LOCK_NAME}'); lock.acquire(); print('held', flush=True); "
                                f"time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(FolderInUseError):
