@@ -71,7 +71,7 @@ def test_mlip_md_runs_and_logs(model_file, tmp_path, ensemble):
     ase.io.write(structure, atoms)
     out = tmp_path / ensemble
     assert md_main([str(model_file), str(structure), "--out", str(out), "--ensemble", ensemble, "--steps", "100",
-                    "--timestep", "1.0", "--interval", "10"]) == 0
+                    "--timestep", "1.0", "--interval", "10", "--temperature", "1000"]) == 0  # untrained model: it heats
     rows = list(csv.DictReader(open(out / "md_log.csv")))
     assert len(rows) == 11 and float(rows[-1]["time_fs"]) == pytest.approx(100.0)
     assert all(np.isfinite(float(r["pressure_GPa"])) for r in rows)

@@ -14,7 +14,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 
 ENSEMBLES = ("nve", "nvt", "npt")
-HOT_FACTOR = 5.0  # a temperature above HOT_FACTOR × max(target, 300 K) stops the run
+HOT_FACTOR = 10.0  # a temperature above HOT_FACTOR × max(target, 300 K) stops the run
 MIN_DISTANCE = 0.5  # Å: two atoms closer than this have collapsed onto each other
 
 
@@ -79,7 +79,7 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
     """Run MD from Maxwell–Boltzmann velocities at `temperature_K`; every `interval` steps append a
     frame to OUT/trajectory.xyz and a row (time, energies, temperature, pressure) to OUT/md_log.csv.
     Every step a watchdog stops the run with `MDInstabilityError` (non-finite energy or forces, a
-    temperature above 5x the target, atoms closer than 0.5 Å); the files keep what came before.
+    temperature above 10x the target, atoms closer than 0.5 Å); the files keep what came before.
     Returns the log's path."""
     if not timestep_fs > 0 or steps < 1 or interval < 1:
         raise ValueError(f"need timestep > 0 fs, steps >= 1 and interval >= 1; got {timestep_fs}, {steps}, {interval}")
