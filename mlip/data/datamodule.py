@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ class ShardDataModule(pl.LightningDataModule):
             if inputs is None or directory is None or Path(directory) == Path(str(inputs)):
                 continue
             files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-            preprocess(files, directory, cutoff=self.cutoff, read_options=self.read_options)
+            preprocess(files, directory, cutoff=self.cutoff, read_options=self.read_options,
+                       progress=sys.stderr.isatty())  # bars on a terminal only
 
     @property
     def manifest(self) -> dict[str, Any]:
