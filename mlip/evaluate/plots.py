@@ -63,14 +63,14 @@ def parity(labels: dict[str, np.ndarray], predictions: dict[str, np.ndarray], ou
         if key == "energy_per_atom":  # absolute energies (−10⁴ eV) hide the spread: plot about the mean
             offset = x.mean()
             x, y = x - offset, y - offset
-            unit_label = f"{unit}, relative to the mean {offset:.3f} {unit}"
+            unit_label, note = f"{unit}, minus mean", f"\n(mean {offset:.3f} {unit} subtracted)"
         else:
-            unit_label = unit
+            unit_label, note = unit, ""
         low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         ax.plot([low, high], [low, high], color="grey", lw=1)
         ax.scatter(x, y, s=4, alpha=0.5)
         mae = np.abs(x - y).mean() * 1e3
-        ax.set_title(f"{key.replace('_', ' ')}: MAE {mae:.2f} m{unit}")
+        ax.set_title(f"{key.replace('_', ' ')}: MAE {mae:.2f} m{unit}{note}")
         ax.set_xlabel(f"reference ({unit_label})")
         ax.set_ylabel(f"predicted ({unit_label})")
     if title:
