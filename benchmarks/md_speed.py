@@ -29,7 +29,7 @@ from ase.md.verlet import VelocityVerlet
 from benchmarks.common import write_result
 from benchmarks.systems import aspirin, silicon
 from mlip.calculator import MLIPCalculator
-from mlip.export import load, read_metadata
+from mlip.export import read_metadata
 from mlip.models import build_potential
 
 ROOT = Path(__file__).resolve().parents[1]
