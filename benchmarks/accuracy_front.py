@@ -133,7 +133,9 @@ def variant_options(spec: str) -> tuple[str, dict]:
 
 
 def mlip_command(options: dict, data: dict, run: Path, seconds: float) -> list[str]:
+    """mlip-train for one variant; its "minutes" option, where given, replaces the common budget."""
     options = dict(options)
+    seconds = float(options.pop("minutes", seconds / 60)) * 60
     preset = options.pop("preset", "equivariant_medium")
     module = {k: options.pop(k) for k in list(options) if k.startswith("model.")}
     bin_ = Path(sys.executable).parent
@@ -338,7 +340,8 @@ def main() -> None:
     parser.add_argument("--name", help="result name (default: the dataset)")
     parser.add_argument("--minutes", type=float, default=12.0, help="training wall time of every job after start-up")
     parser.add_argument("--variants", nargs="+", default=["equivariant_medium"],
-                        help="mlip presets or JSON {preset, name, network options..., 'model.X': module option}")
+                        help="mlip presets or JSON {preset, name, minutes, network options..., 'model.X': module "
+                             "option}; 'minutes' gives that variant its own budget (e.g. 4 to test time-to-target)")
     parser.add_argument("--mace-python", help="python of the MACE venv (../shared/bench/mace/setup.sh)")
     parser.add_argument("--n-valid", type=int, default=50, help="validation frames (at most 10%% of the training set)")
     parser.add_argument("--seed", type=int, default=0)

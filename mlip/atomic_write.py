@@ -26,3 +26,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through `atomic_path`, flushed to disk; a full disk (or a file-size
+    limit) raises an `OSError` that names the file, and nothing is left at `path`."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path} ({exc.strerror}; is the disk full?)") from None

@@ -35,3 +35,19 @@ def exclusive_folder(folder: str | Path, purpose: str) -> Iterator[Path]:
         yield folder
     finally:
         lock.release()
+
+
+def remove_if_unused(folder: str | Path) -> bool:
+    """Remove `folder` when it holds nothing but its lock file (a run refused before writing);
+    True if removed. Anything else in it is left alone."""
+    folder = Path(folder)
+    try:
+        entries = list(folder.iterdir())
+        if any(entry.name != LOCK_NAME for entry in entries):
+            return False
+        for entry in entries:
+            entry.unlink()
+        folder.rmdir()
+        return True
+    except OSError:
+        return False

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -20,8 +21,9 @@ from mlip.checksum import file_sha256
 from mlip.data.manifest import MANIFEST_NAME, build_manifest, write_json_atomic
 from mlip.data.shards import is_complete_shard, read_shard_stats, shard_name, write_shard
 from mlip.data.stats import StatSums
-from mlip.folder_lock import exclusive_folder
-from mlip.io import Frame, ReadOptions, expand_paths, iread
+from mlip.folder_lock import exclusive_folder, remove_if_unused
+from mlip.io import Frame, InvalidStructureError, ReadOptions, expand_paths, iread
+from mlip.worker_lifetime import end_with_parent
 from mlip.io.ranges import FrameRange, plan_ranges, read_range, splittable
 from mlip.io.read import ALIASES
 
@@ -53,10 +55,14 @@ def plan_tasks(files: Sequence[Path], shard_size: int, shard_atoms: int,
     forced = read_options.get("format")
     forced = ALIASES.get(forced, forced)
     for file in files:
-        if splittable(file, forced):
-            yield from plan_ranges(file, shard_size, shard_atoms, forced)
-        else:
-            yield from chunk_frames(iread(file, **read_options), shard_size, shard_atoms)
+        tasks = (plan_ranges(file, shard_size, shard_atoms, forced) if splittable(file, forced)
+                 else chunk_frames(iread(file, **read_options), shard_size, shard_atoms))
+        planned = 0
+        for task in tasks:
+            planned += 1
+            yield task
+        if not planned:
+            raise InvalidStructureError("holds no structures (zero frames); remove it from the inputs", str(file))
 
 
 def run_task(task: FrameRange | list[Frame], path: Path, cutoff: float, min_distance: float | None,
@@ -121,18 +127,30 @@ def preprocess(
     finished shards and writes only the missing ones. The folder is locked while this runs: a
     second run into it is refused (`FolderInUseError`). Returns the manifest.
     """
-    with exclusive_folder(out, "mlip-preprocess"):
-        return _preprocess(inputs, Path(out), cutoff, shard_size, shard_atoms, workers, min_distance, overwrite,
-                           progress, read_options)
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be positive, got {cutoff} Å")
+    skipped: list[Path] = []
+    files = expand_paths(inputs, skipped)  # missing or unknown inputs are refused before the folder is touched
+    if skipped:
+        names = ", ".join(str(p) for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        print(f"mlip-preprocess: skipped {len(skipped)} file(s) of unknown format: {names}", file=sys.stderr)
+    created = not Path(out).exists()
+    try:
+        with exclusive_folder(out, "mlip-preprocess"):
+            return _preprocess(files, Path(out), cutoff, shard_size, shard_atoms, workers, min_distance, overwrite,
+                               progress, read_options)
+    except BaseException:
+        if created:
+            remove_if_unused(out)  # a refused first run leaves no empty folder behind
+        raise
 
 
-def _preprocess(inputs: Sequence[str | Path], out: Path, cutoff: float, shard_size: int, shard_atoms: int,
+def _preprocess(files: list[Path], out: Path, cutoff: float, shard_size: int, shard_atoms: int,
                 workers: int | None, min_distance: float | None, overwrite: bool, progress: bool,
                 read_options: ReadOptions | Mapping[str, Any] | None) -> dict[str, Any]:
     start = time.perf_counter()
     read_options = ReadOptions.of(read_options).as_kwargs()  # validated once, then passed to every reader
     out = Path(out)
-    files = expand_paths(inputs)
     settings = {"cutoff": float(cutoff), "shard_size": shard_size, "shard_atoms": shard_atoms,
                 "min_distance": min_distance, "read_options": read_options}
     fingerprint = input_fingerprint(files, settings)
@@ -178,9 +196,10 @@ def _run_serial(tasks, out: Path, cutoff: float, min_distance, read_options, rec
         record(index, stats)
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
     # Ctrl-C goes to the parent, which shuts the pool down; workers must not die half-way on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent(parent_pid)  # but they end when the parent is killed
     # One BLAS/OpenMP thread per worker: idle OpenBLAS threads spin and halve throughput otherwise.
     threadpoolctl.threadpool_limits(1)
 
@@ -188,7 +207,8 @@ def _worker_init() -> None:
 def _run_parallel(tasks, out: Path, cutoff: float, min_distance, read_options, workers: int, record) -> None:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     pending: dict[cf.Future, int] = {}
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                initargs=(os.getpid(),)) as pool:
         try:
             for index, task in enumerate(tasks):
                 stats = _finished(out, index)

@@ -12,6 +12,7 @@ Missing labels are NaN. Attributes: format, version, cutoff, n_frames, n_atoms, 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,7 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from mlip.atomic_write import atomic_path
+from mlip.atomic_write import write_bytes_atomic
 from mlip.data.stats import StatSums
 from mlip.graph.atomic_graph import AtomicGraph, build_graph
 from mlip.io.frame import Frame
@@ -63,12 +64,15 @@ def write_shard(frames: Sequence[Frame], path: str | Path, cutoff: float, min_di
     in which case nothing is left at `path`.
     """
     graphs = [build_graph(f, cutoff, min_distance) for f in frames]
-    with atomic_path(path) as tmp:
-        stats = _write(graphs, frames, tmp, cutoff)
+    # built in memory and written with plain file I/O: HDF5's own writer crashes the process
+    # (SIGSEGV in h5py's cleanup) when the disk fills up; this way a full disk is an OSError
+    buffer = io.BytesIO()
+    stats = _write(graphs, frames, buffer, cutoff)
+    write_bytes_atomic(path, buffer.getbuffer())
     return stats
 
 
-def _write(graphs: list[AtomicGraph], frames: Sequence[Frame], path: Path, cutoff: float) -> StatSums:
+def _write(graphs: list[AtomicGraph], frames: Sequence[Frame], path: Path | io.BytesIO, cutoff: float) -> StatSums:
     atom_ptr = np.concatenate([[0], np.cumsum([g.n_atoms for g in graphs])]).astype(np.int64)
     edge_ptr = np.concatenate([[0], np.cumsum([g.n_edges for g in graphs])]).astype(np.int64)
     numbers = _join([g.numbers for g in graphs], ()).astype(np.uint8)

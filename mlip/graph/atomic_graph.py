@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlip.graph.neighbors import neighbor_list
+from mlip.graph.neighbors import NeighborSearchTooLarge, neighbor_list
 from mlip.io.errors import InvalidStructureError
 from mlip.io.frame import Frame
 
@@ -59,7 +59,10 @@ def build_graph(frame: Frame, cutoff: float, min_distance: float | None = 0.1, n
     Raises `InvalidStructureError` (naming file and frame) when two atoms, or an atom and an
     image, are closer than `min_distance` Å: such a structure is almost always a broken input.
     """
-    receivers, senders, shifts = neighbor_list(frame.positions, frame.cell, frame.pbc, cutoff, n_threads)
+    try:
+        receivers, senders, shifts = neighbor_list(frame.positions, frame.cell, frame.pbc, cutoff, n_threads)
+    except NeighborSearchTooLarge as exc:
+        raise frame.fail(str(exc)) from None
     graph = AtomicGraph(
         numbers=frame.numbers.astype(np.int64),
         positions=frame.positions,

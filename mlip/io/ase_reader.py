@@ -58,7 +58,7 @@ def frame_from_atoms(
         energy=None if energy is None else _scalar(energy, energy_key, source, index),
         forces=forces,
         stress=stress,
-        weight=1.0 if weight is None else float(weight),
+        weight=1.0 if weight is None else _scalar(weight, weight_key, source, index),
         source=source,
         index=index,
         config_type=None if config_type is None else str(config_type),
@@ -91,7 +91,30 @@ def read_ase(path: str | Path, format: str | None = None, index: str = ":", **op
 
 
 def _scalar(value: Any, key: str, source: str | None, index: int | None) -> float:
-    array = np.asarray(value, dtype=float).reshape(-1)
+    try:
+        array = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidStructureError(f"label '{key}' must be a number, got {value!r:.40}", source, index) from None
     if array.size != 1:
         raise InvalidStructureError(f"label '{key}' must be one number, got shape {np.shape(value)}", source, index)
     return float(array[0])
+
+
+def incomplete_vasp_output(path: str | Path, fmt: str | None) -> str | None:
+    """Why a VASP output is truncated (a running, killed or cut-off job), or None when complete.
+
+    vasprun.xml must end with `</modeling>`; an OUTCAR with VASP's closing timing summary
+    ("General timing and accounting"). ASE would quietly return the steps before the cut.
+    """
+    if fmt not in ("vasp-xml", "vasp-out"):
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(size - 65536, 0))
+        tail = handle.read()
+    if fmt == "vasp-xml" and not tail.rstrip().endswith(b"</modeling>"):
+        return "vasprun.xml is incomplete (no closing </modeling>): a running, killed or truncated VASP job"
+    if fmt == "vasp-out" and b"General timing and accounting" not in tail:
+        return "OUTCAR is incomplete (no closing timing summary): a running, killed or truncated VASP job"
+    return None

@@ -43,15 +43,28 @@ class Frame:
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers)
-        self.positions = np.asarray(self.positions, dtype=np.float64)
-        self.cell = np.asarray(self.cell, dtype=np.float64)
-        self.pbc = np.broadcast_to(np.asarray(self.pbc, dtype=bool), (3,)).copy()
+        self.positions = self.numeric("positions", self.positions)
+        self.cell = self.numeric("cell", self.cell)
+        try:
+            self.pbc = np.broadcast_to(np.asarray(self.pbc, dtype=bool), (3,)).copy()
+        except ValueError:
+            raise self.fail(f"pbc must be 3 booleans, got {self.pbc!r:.60}") from None
         if self.forces is not None:
-            self.forces = np.asarray(self.forces, dtype=np.float64)
+            self.forces = self.numeric("forces", self.forces)
         if self.stress is not None:
-            self.stress = _stress_to_matrix(np.asarray(self.stress, dtype=np.float64), self)
+            self.stress = _stress_to_matrix(self.numeric("stress", self.stress), self)
         if self.energy is not None:
-            self.energy = float(self.energy)
+            energy = self.numeric("energy", self.energy)
+            if energy.size != 1:
+                raise self.fail(f"energy must be one number, got shape {energy.shape}")
+            self.energy = float(energy.reshape(-1)[0])
+
+    def numeric(self, name: str, value) -> np.ndarray:
+        """`value` as a float64 array, or an `InvalidStructureError` naming the label (text, ragged lists)."""
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.fail(f"{name} must be numbers, got {value!r:.60}") from None
 
     @property
     def is_isolated_atom(self) -> bool:

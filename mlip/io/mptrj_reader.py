@@ -156,8 +156,6 @@ def read_mptrj(
                 raise InvalidStructureError(f"record '{name}' is missing requested label '{keys[label]}'", source, index)
         frame = frame_from_structure_dict(record["structure"], source, index)
         stress = record.get(stress_key)
-        yield frame.with_labels(
-            energy=record.get(energy_key),
-            forces=record.get(forces_key),
-            stress=None if stress is None else -KBAR * np.asarray(stress, dtype=float),
-        ).validate()
+        if stress is not None:  # kBar, VASP sign → eV/Å³, ASE sign
+            stress = -KBAR * frame.numeric(f"'{stress_key}'", stress)
+        yield frame.with_labels(energy=record.get(energy_key), forces=record.get(forces_key), stress=stress).validate()

@@ -43,7 +43,13 @@ def read_npz(path: str | Path, energy_unit: str | None = None, require: tuple[st
             )
         z_key, r_key, e_key, f_key = LAYOUTS[layout]
         factor = energy_factor(energy_unit or DEFAULT_UNITS[layout])
-        numbers = np.asarray(archive[z_key]).astype(np.int64)
+        raw_numbers = np.asarray(archive[z_key])
+        if not np.issubdtype(raw_numbers.dtype, np.number) or not np.all(np.isfinite(raw_numbers)) \
+                or not np.all(raw_numbers == np.round(raw_numbers)):
+            bad = next((i for i, z in enumerate(raw_numbers.reshape(-1)) if not _is_integral(z)), 0)
+            raise InvalidStructureError(f"'{z_key}' must hold integer atomic numbers, got "
+                                        f"{raw_numbers.reshape(-1)[bad]!r} at atom {bad}", source)
+        numbers = raw_numbers.astype(np.int64)
         coords = np.asarray(archive[r_key], dtype=np.float64)
         energies = np.asarray(archive[e_key], dtype=np.float64).reshape(-1) * factor if e_key in archive else None
         forces = np.asarray(archive[f_key], dtype=np.float64) * factor if f_key in archive else None
@@ -65,3 +71,10 @@ def read_npz(path: str | Path, energy_unit: str | None = None, require: tuple[st
             source=source,
             index=i,
         ).validate()
+
+
+def _is_integral(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)) and float(value) == round(float(value)))
+    except (TypeError, ValueError):
+        return False

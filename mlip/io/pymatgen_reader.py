@@ -18,10 +18,18 @@ def frame_from_structure(structure: Any, source: str | None = None, index: int |
         cell, pbc = np.zeros((3, 3)), np.zeros(3, dtype=bool)
     else:
         cell, pbc = lattice.matrix, np.asarray(getattr(lattice, "pbc", (True, True, True)))
-    try:
-        numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
-    except AttributeError as exc:  # disordered sites have compositions, not one species
-        raise InvalidStructureError(f"disordered or unknown species cannot be used ({exc})", source, index) from exc
+    from pymatgen.core.periodic_table import DummySpecies
+
+    numbers = []
+    for i, site in enumerate(structure):
+        if not site.is_ordered:
+            raise InvalidStructureError(f"site {i} is disordered ({site.species}); mlip needs one element per site",
+                                        source, index)
+        specie = site.specie
+        if isinstance(specie, DummySpecies):  # what pymatgen makes of symbols that are no element
+            raise InvalidStructureError(f"site {i} has an unknown species '{specie}'", source, index)
+        numbers.append(specie.Z)
+    numbers = np.array(numbers, dtype=np.int64)
     return Frame(numbers=numbers, positions=structure.cart_coords, cell=cell, pbc=pbc, source=source, index=index)
 
 
@@ -37,8 +45,41 @@ def read_pymatgen(path: str | Path, format: str | None = None) -> Iterator[Frame
         else:
             from pymatgen.io.vasp import Poscar
 
+            problem = poscar_count_problem(Path(path).read_text())
+            if problem:
+                raise InvalidStructureError(problem, source)
             structures = [Poscar.from_file(source).structure]
+    except InvalidStructureError:
+        raise
     except Exception as exc:
         raise InvalidStructureError(f"cannot parse ({type(exc).__name__}: {exc})", source) from exc
     for i, structure in enumerate(structures):
         yield frame_from_structure(structure, source, i).validate()
+
+
+def poscar_count_problem(text: str) -> str | None:
+    """Whether a POSCAR's atom counts disagree with its coordinate lines (pymatgen would read
+    only the first `sum(counts)` lines, or fail without saying why); None when they agree.
+
+    The coordinate block runs from the line after "Direct"/"Cartesian" to the first blank line
+    (a CONTCAR's velocities come after one) or the end of the file.
+    """
+    lines = text.splitlines()
+    if len(lines) < 7:
+        return f"POSCAR has {len(lines)} lines; a header needs at least 7"
+    row = 5 if lines[5].split() and not lines[5].split()[0].lstrip("-").isdigit() else 4  # species line?
+    try:
+        counts = [int(word) for word in lines[row + 1].split()]
+    except ValueError:
+        return f"line {row + 2} should hold the atom counts, found {lines[row + 1][:40]!r}"
+    row += 2
+    if row < len(lines) and lines[row].strip()[:1] in ("s", "S"):
+        row += 1  # selective dynamics
+    block = []
+    for line in lines[row + 1:]:
+        if not line.strip():
+            break
+        block.append(line)
+    if len(block) != sum(counts):
+        return f"atom counts {counts} add up to {sum(counts)} but {len(block)} coordinate lines follow"
+    return None

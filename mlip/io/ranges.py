@@ -74,9 +74,15 @@ def plan_ranges(path: str | Path, max_frames: int, max_atoms: int, format: str |
     if fmt == "extxyz":
         offsets, counts = index_extxyz(path)
     elif fmt == "npz":
-        with np.load(path) as archive:
-            key = "coords" if "coords" in archive else "R" if "R" in archive else "positions"
-            shape = archive[key].shape
+        try:
+            with np.load(path) as archive:
+                key = "coords" if "coords" in archive else "R" if "R" in archive else "positions"
+                shape = archive[key].shape
+        except Exception as exc:  # not an archive, pickled, or without positions: say which file
+            raise InvalidStructureError(f"cannot read as MD17-style npz ({type(exc).__name__}: {exc})", str(path)) \
+                from None
+        if len(shape) not in (2, 3) or shape[-1] != 3:
+            raise InvalidStructureError(f"positions '{key}' must have shape (frames, atoms, 3), got {shape}", str(path))
         counts = np.full(shape[0] if len(shape) == 3 else 1, shape[-2], dtype=np.int64)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     else:
@@ -101,7 +107,13 @@ def read_range(frame_range: FrameRange, **options: Any) -> list[Frame]:
 
     with open(frame_range.path, "rb") as handle:
         handle.seek(frame_range.begin)
-        text = handle.read(frame_range.end - frame_range.begin).decode()
+        raw = handle.read(frame_range.end - frame_range.begin)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n")
+        raise InvalidStructureError(f"not UTF-8 text (byte {exc.object[exc.start]:#x} on line {line + 1} of the "
+                                    f"frame range); save the file as UTF-8", frame_range.path, frame_range.start) from None
     keep = {k: options[k] for k in ("energy_key", "forces_key", "stress_key", "virial_key", "require") if k in options}
     keep["require"] = tuple(keep.get("require", ()))
     frames = []

@@ -6,7 +6,7 @@ import fnmatch
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from mlip.io.ase_reader import read_ase
+from mlip.io.ase_reader import incomplete_vasp_output, read_ase
 from mlip.io.errors import InvalidStructureError
 from mlip.io.frame import Frame
 from mlip.io.mptrj_reader import read_mptrj
@@ -40,12 +40,38 @@ def detect_format(path: str | Path) -> str | None:
     return None
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus the regular files inside named folders (sorted, not hidden)."""
+def known_format(path: str | Path) -> bool:
+    """Whether the file's name says a format mlip or ASE reads (`detect_format`, or an ASE
+    format known by its extension or name such as .traj, .db, .cfg)."""
+    if detect_format(path) is not None:
+        return True
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    try:
+        return filetype(str(path), read=False) in ioformats
+    except (UnknownFileTypeError, ValueError):
+        return False
+
+
+def expand_paths(paths: Iterable[str | Path], skipped: list[Path] | None = None) -> list[Path]:
+    """Files named directly, plus the files of a known format inside named folders (sorted, not
+    hidden); the others are appended to `skipped` when given.
+
+    Raises:
+        InvalidStructureError: a path that does not exist, or a folder with no file of a known format.
+    """
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith("."))
+            inside = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")]
+            known = [p for p in inside if known_format(p)]
+            if not known:
+                listed = ", ".join(p.name for p in inside[:5]) + (", ..." if len(inside) > 5 else "")
+                raise InvalidStructureError(f"folder holds no structure file of a known format"
+                                            f"{f' (found {listed})' if inside else ' (it is empty)'}", str(path))
+            files.extend(known)
+            if skipped is not None:
+                skipped.extend(p for p in inside if p not in known)
         elif path.exists():
             files.append(path)
         else:
@@ -84,6 +110,9 @@ def iread(
         source = str(file)
         if file.stat().st_size == 0:
             raise InvalidStructureError("file is empty", source)
+        truncated = incomplete_vasp_output(file, fmt)
+        if truncated:
+            raise InvalidStructureError(truncated, source)
         if fmt == "npz":
             yield from read_npz(file, energy_unit=energy_unit, require=required)
         elif fmt == "mptrj":

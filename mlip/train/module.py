@@ -17,6 +17,7 @@ from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
 from mlip.train.loss import LossWeights, weighted_loss
 from mlip.evaluate.metrics import ErrorAccumulator
+from mlip.train.schedule import budget_fraction, cosine_factor
 from mlip.train.symmetry import SymmetryObjective, SymmetrySchedule, random_rotations
 
 
@@ -44,11 +45,16 @@ class PotentialModule(pl.LightningModule):
         late_energy_weight: energy weight from late_start_epoch on (MACE's second stage raises it);
             None keeps the weights fixed.
         late_start_epoch: the epoch where late_energy_weight takes over.
+        late_start_fraction: or the fraction of the training budget (steps, epochs or max_time,
+            `mlip.train.schedule.budget_fraction`) where it takes over, e.g. 0.75.
         optimizer: "adam" or "adamw".
         lr: learning rate (after warm-up).
         weight_decay: decoupled weight decay (adamw) or L2 penalty (adam).
         amsgrad: use the AMSGrad variant of Adam (MACE's default).
-        scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine" (to 0 at max_epochs) or "none".
+        scheduler: "plateau" (ReduceLROnPlateau on val_loss), "cosine" (to 0 at max_epochs), "budget"
+            (cosine from lr to lr·lr_final_factor over the budget: max_steps, max_epochs or max_time,
+            whichever ends first; stepped every optimizer step) or "none".
+        lr_final_factor: the "budget" schedule's last lr as a fraction of lr.
         plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr.
         plateau_factor: factor applied to lr on a plateau.
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
@@ -69,7 +75,8 @@ class PotentialModule(pl.LightningModule):
                  dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
                  forces_weight: float = 100.0,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
-                 late_start_epoch: int | None = None, optimizer: str = "adam", lr: float = 0.01,
+                 late_start_epoch: int | None = None, late_start_fraction: float | None = None,
+                 optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
                  weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
                  plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
                  rotation_augmentation: bool = False, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
@@ -79,8 +86,12 @@ class PotentialModule(pl.LightningModule):
         super().__init__()
         if optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got '{optimizer}'")
-        if scheduler not in ("plateau", "cosine", "none"):
-            raise ValueError(f"scheduler must be 'plateau', 'cosine' or 'none', got '{scheduler}'")
+        if scheduler not in ("plateau", "cosine", "budget", "none"):
+            raise ValueError(f"scheduler must be 'plateau', 'cosine', 'budget' or 'none', got '{scheduler}'")
+        if not 0.0 <= lr_final_factor <= 1.0:
+            raise ValueError(f"lr_final_factor must be between 0 and 1, got {lr_final_factor}")
+        if late_start_fraction is not None and not 0.0 <= late_start_fraction <= 1.0:
+            raise ValueError(f"late_start_fraction must be between 0 and 1, got {late_start_fraction}")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got '{dtype}'")
         self.save_hyperparameters()
@@ -145,10 +156,19 @@ class PotentialModule(pl.LightningModule):
     def _predict(self, batch: GraphBatch, create_graph: bool) -> dict[str, torch.Tensor]:
         return self.potential(batch, forces=True, stress=self.weights.stress > 0, create_graph=create_graph)
 
+    def on_train_start(self) -> None:
+        if self.hparams.scheduler == "budget" and budget_fraction(self.trainer) is None:
+            raise ValueError("scheduler 'budget' needs a budget: set trainer.max_time, trainer.max_epochs or "
+                             "trainer.max_steps")
+
     def on_train_epoch_start(self) -> None:
         late = self.hparams.late_start_epoch
         if late is not None and self.hparams.late_energy_weight is not None and self.current_epoch >= late:
-            self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
+            self.use_late_weights()
+
+    def use_late_weights(self) -> None:
+        """MACE's second stage: the energy weight becomes `late_energy_weight` from here on."""
+        self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
 
     def rotated_embedding(self, batch: GraphBatch, rotations: torch.Tensor) -> torch.Tensor:
         """Per-atom embeddings (N, D) of the batch rotated by `rotations` (B, 3, 3): the symmetry
@@ -221,8 +241,18 @@ class PotentialModule(pl.LightningModule):
         return {"optimizer": optimizer}
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        warmup = self.hparams.warmup_steps
-        if warmup and self.trainer.global_step < warmup:
+        h = self.hparams
+        factor = 1.0
+        if h.scheduler == "budget" or h.late_start_fraction is not None:
+            fraction = budget_fraction(self.trainer, batch_idx) or 0.0
+            if h.scheduler == "budget":
+                factor = cosine_factor(fraction, h.lr_final_factor)
+            if (h.late_start_fraction is not None and h.late_energy_weight is not None
+                    and fraction >= h.late_start_fraction and self.weights.energy != h.late_energy_weight):
+                self.use_late_weights()
+        if h.warmup_steps and self.trainer.global_step < h.warmup_steps:
+            factor *= (self.trainer.global_step + 1) / h.warmup_steps
+        if factor != 1.0 or h.scheduler == "budget":
             for group in optimizer.param_groups:
-                group["lr"] = self.hparams.lr * (self.trainer.global_step + 1) / warmup
+                group["lr"] = h.lr * factor
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
