@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (or $MLIP_VENV) with torch (default: torch==2.13.0, the CPU build) and mlip
-# installed in editable mode with its test extras. Reruns skip the install while
+# installed in editable mode with its test and torch-sim extras. Reruns skip the install while
 # pyproject.toml and the torch spec are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,6 @@ pip_install() {
 echo "[setup] installing $TORCH_SPEC and mlip into $VENV (first run takes a few minutes)"
 # torch first and pinned: a bare 'torch' requirement would otherwise pull a multi-GB CUDA build.
 pip_install "$TORCH_SPEC"
-pip_install -e ".[test]"
+pip_install -e ".[test,torchsim]"
 "$VENV/bin/python" -c "import torch, mlip; print(f'[setup] torch {torch.__version__}, mlip {mlip.__version__} ready')"
 echo "$HASH" > "$STAMP"

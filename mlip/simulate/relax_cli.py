@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import ase.io
+import torch
 from tqdm.auto import tqdm
 
 from mlip.atomic_write import atomic_path
@@ -44,6 +45,38 @@ def _write_atomic(path: Path, atoms) -> None:
         ase.io.write(tmp, atoms, format="extxyz")
 
 
+def _record(out: Path, writer: csv.DictWriter, k: int, key: str, frame, result) -> None:
+    """Write one relaxed structure (atomically) and its summary row."""
+    atoms = result.atoms
+    atoms.calc = None  # keep the file plain: the energy goes into info
+    atoms.info.update(energy=result.energy, converged=result.converged)
+    _write_atomic(out / "structures" / f"{key[:16]}.xyz", atoms)
+    volume = atoms.get_volume() if atoms.pbc.all() else float("nan")
+    writer.writerow({"index": k, "input_sha256": key, "source": frame.source, "frame": frame.index,
+                     "formula": atoms.get_chemical_formula(), "atoms": len(atoms), "energy_eV": result.energy,
+                     "energy_per_atom_eV": result.energy / len(atoms), "fmax_eV_per_A": result.fmax,
+                     "smax_eV_per_A3": result.smax, "volume_A3": volume, "steps": result.steps,
+                     "converged": result.converged})
+
+
+def _relax_batched(args: argparse.Namespace, potential, frames: list, keys: list[str], pending: list[int], out: Path,
+                   writer: csv.DictWriter, handle) -> None:
+    """Relax the pending structures on torch-sim, `--chunk` at a time (each chunk's results are
+    written before the next starts, so an interrupted run resumes from there)."""
+    from mlip.simulate.batched import relax_structures
+
+    bar = tqdm(total=len(pending), desc="relax (batched)", unit=" struct")
+    for start in range(0, len(pending), args.chunk):
+        chunk = pending[start:start + args.chunk]
+        results = relax_structures(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
+                                   not args.fixed_cell, args.max_steps, args.max_atoms)
+        for k, result in zip(chunk, results):
+            _record(out, writer, k, keys[k], frames[k], result)
+        handle.flush()
+        bar.update(len(chunk))
+    bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlip-relax", description=__doc__.splitlines()[0])
     add_version_flag(parser)
@@ -57,7 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fix-symmetry", action="store_true", help="keep the space group")
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batched", action="store_true",
+                        help="relax many structures at once on torch-sim (FIRE; mlip[torchsim]); much faster for many "
+                             "structures")
+    parser.add_argument("--chunk", type=int, default=256, help="--batched: structures per call, written before the next")
+    parser.add_argument("--max-atoms", type=int, default=4096, help="--batched: atoms in flight at most")
     args = parser.parse_args(argv)
+    if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
+        parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
+    if args.chunk < 1 or args.max_atoms < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0:
+        parser.error("--chunk, --max-atoms and --max-steps must be at least 1; --fmax and --smax positive")
     try:
         with exclusive_folder(args.out, "mlip-relax"):
             return _relax_all(args)
@@ -83,26 +125,21 @@ def _relax_all(args: argparse.Namespace) -> int:
         if new_file:
             writer.writeheader()
         keys = [structure_key(frame) for frame in frames]
-        for k, (frame, key) in enumerate(zip(tqdm(frames, desc="relax", unit=" struct"), keys)):
-            if key in done:  # relaxed by an earlier run: recognised by content, whatever its position now
-                continue
+        pending = [k for k, key in enumerate(keys) if key not in done]  # earlier runs' results: by content
+        for k in pending:  # elements the model does not know: refused before any work
             try:
-                result = relax(frame.to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
-                               args.optimizer, args.fix_symmetry, args.max_steps)
+                calculator.potential.species(torch.as_tensor(frames[k].numbers))
             except UnknownElementError as exc:
-                print(f"mlip-relax: error: structure {k} of {frame.source}: {exc}", file=sys.stderr)
+                print(f"mlip-relax: error: structure {frames[k].index} of {frames[k].source}: {exc}", file=sys.stderr)
                 return 2
-            atoms = result.atoms
-            atoms.calc = None  # keep the file plain: the energy goes into info
-            atoms.info.update(energy=result.energy, converged=result.converged)
-            _write_atomic(out / "structures" / f"{key[:16]}.xyz", atoms)
-            volume = atoms.get_volume() if atoms.pbc.all() else float("nan")
-            writer.writerow({"index": k, "input_sha256": key, "source": frame.source, "frame": frame.index,
-                             "formula": atoms.get_chemical_formula(), "atoms": len(atoms), "energy_eV": result.energy,
-                             "energy_per_atom_eV": result.energy / len(atoms), "fmax_eV_per_A": result.fmax,
-                             "smax_eV_per_A3": result.smax, "volume_A3": volume, "steps": result.steps,
-                             "converged": result.converged})
-            handle.flush()
+        if args.batched:
+            _relax_batched(args, calculator.potential, frames, keys, pending, out, writer, handle)
+        else:
+            for k in tqdm(pending, desc="relax", unit=" struct"):
+                result = relax(frames[k].to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
+                               args.optimizer, args.fix_symmetry, args.max_steps)
+                _record(out, writer, k, keys[k], frames[k], result)
+                handle.flush()
     relaxed = [ase.io.read(out / "structures" / f"{key[:16]}.xyz") for key in keys]  # in input order
     _write_atomic(out / "relaxed.xyz", relaxed)
     rows = [row for row in csv.DictReader(open(summary)) if row.get("input_sha256") in set(keys)]

@@ -1,0 +1,1 @@
+"""Adapters from mlip potentials to other simulation engines (torch-sim)."""
