@@ -136,19 +136,36 @@ def test_batched_relaxation_reaches_the_one_by_one_minima(model_file):
 
 def test_batched_md_conserves_energy_and_thermostats(model_file):
     pytest.importorskip("torch_sim")
-    from mlip.simulate.batched import run_md
+    from mlip.simulate.batched import relax_structures, run_md
 
     potential = mlip.export.load(model_file, dtype=torch.float64)
+    minimum = relax_structures(potential, [bulk("Cu", "fcc", a=3.6, cubic=True)], fmax=1e-3)[0].atoms
     structures = []
-    for k in range(3):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
-        atoms.rattle(0.02, seed=k)
+    for k in range(3):  # from the untrained model's own minimum, so that it does not heat up on the way down
+        atoms = minimum.repeat(2)
+        atoms.rattle(0.01, seed=k)
         structures.append(atoms)
     nve = run_md(potential, structures, steps=200, timestep_fs=1.0, temperature_K=300, ensemble="nve", interval=20)
     assert nve.temperatures.shape == (10, 3) and len(nve.structures) == 3
     assert np.all(nve.temperatures > 10)
+    total = nve.potential_energies + nve.kinetic_energies  # eV, per structure
+    assert np.all(np.ptp(total, axis=0) < 1e-3 * 32)  # conserved to 1 meV/atom over 200 fs
     nvt = run_md(potential, structures, steps=400, timestep_fs=2.0, temperature_K=300, friction_per_fs=0.05, interval=40)
     assert np.all(np.abs(nvt.temperatures[-3:].mean(axis=0) - 300) < 150)  # 32 atoms: large fluctuations
+
+
+def test_mlip_md_batched_runs_every_frame(model_file, tmp_path):
+    pytest.importorskip("torch_sim")
+    structures = tmp_path / "cells.xyz"
+    cells = [bulk("Cu", "fcc", a=a, cubic=True).repeat(2) for a in (3.58, 3.6, 3.62)]
+    ase.io.write(structures, cells)
+    out = tmp_path / "md"
+    assert md_main([str(model_file), str(structures), "--out", str(out), "--batched", "--ensemble", "nvt",
+                    "--steps", "50", "--interval", "10", "--temperature", "300"]) == 0
+    rows = list(csv.DictReader(open(out / "md_batched_log.csv")))
+    assert len(rows) == 5 and {"T0_K", "T2_K", "epot1_eV"} <= set(rows[0])
+    assert len(ase.io.read(out / "final.xyz", ":")) == 3
+    assert md_main([str(model_file), str(structures), "--out", str(out), "--batched", "--ensemble", "npt"]) == 2
 
 
 def test_exploding_md_stops_with_the_step_and_keeps_the_trajectory(tmp_path):

@@ -110,11 +110,28 @@ def _relax_group(potential: Potential, structures: list[Atoms], fmax: float, sma
 
 @dataclass
 class MDResult:
-    """Final structures, and per structure the temperature (K) and potential energy (eV) every `interval` steps."""
+    """Final structures, and per structure the temperature (K), potential and kinetic energy (eV)
+    every `interval` steps."""
 
     structures: list[Atoms]
     temperatures: np.ndarray  # (reports, n_structures)
     potential_energies: np.ndarray  # (reports, n_structures)
+    kinetic_energies: np.ndarray  # (reports, n_structures)
+
+
+def _watch(step: int, temperatures: np.ndarray, energies: np.ndarray, target_K: float, timestep_fs: float) -> None:
+    """`mlip.simulate.md.watchdog`'s checks for a batch: non-finite energies, runaway temperatures."""
+    from mlip.simulate.md import HOT_FACTOR, MDInstabilityError
+
+    bad = np.flatnonzero(~np.isfinite(energies) | ~np.isfinite(temperatures))
+    if bad.size:
+        raise MDInstabilityError(f"step {step}: structure {int(bad[0])} has a non-finite energy or temperature")
+    limit = HOT_FACTOR * max(target_K, 300.0)
+    hot = np.flatnonzero(temperatures > limit)
+    if hot.size:
+        raise MDInstabilityError(f"step {step}: structure {int(hot[0])} is at {temperatures[hot[0]]:.0f} K, over "
+                                 f"{limit:.0f} K ({HOT_FACTOR:g}x the target): try a shorter time step than "
+                                 f"{timestep_fs:g} fs, or the model fails in this region")
 
 
 def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_fs: float, temperature_K: float,
@@ -122,7 +139,9 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
     """Langevin NVT (or NVE) MD of all `structures` in one batch, `steps` steps of `timestep_fs`.
 
     Velocities start from Maxwell-Boltzmann at `temperature_K` (seeded). Structures must all be
-    periodic or all be molecules (torch-sim's periodicity is per batch).
+    periodic or all be molecules (torch-sim's periodicity is per batch). Every `interval` steps
+    the watchdog of `mlip.simulate.md` (non-finite energies, temperatures above 10x the target)
+    stops the run with `MDInstabilityError` naming the step and the structure.
     """
     if ensemble not in ("nvt", "nve"):
         raise ValueError(f"ensemble must be 'nvt' or 'nve', got '{ensemble}'")
@@ -144,7 +163,7 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
     else:
         init, update = ts.nve(model=model, dt=dt, kT=kT, seed=seed)
     state = init(state, kT=kT)
-    temperatures, energies = [], []
+    temperatures, energies, kinetic = [], [], []
     for step in range(1, steps + 1):
         state = update(state, kT=kT) if ensemble == "nvt" else update(state)
         if step % interval == 0 or step == steps:
@@ -152,10 +171,11 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
                                           system_idx=state.system_idx) / float(ts.units.MetalUnits.temperature)
             temperatures.append(temps.detach().cpu().numpy())
             energies.append(state.energy.detach().cpu().numpy())
-            if not (np.all(np.isfinite(energies[-1])) and np.all(np.isfinite(temperatures[-1]))):
-                raise FloatingPointError(f"batched MD: non-finite energy or temperature at step {step}")
+            kinetic.append(ts.quantities.calc_kinetic_energy(momenta=state.momenta, masses=state.masses,
+                                                             system_idx=state.system_idx).detach().cpu().numpy())
+            _watch(step, temperatures[-1], energies[-1], temperature_K, timestep_fs)
     finals = state.to_atoms()
     for original, final in zip(structures, finals):
         final.pbc = original.pbc
-    return MDResult(finals, np.array(temperatures), np.array(energies))
+    return MDResult(finals, np.array(temperatures), np.array(energies), np.array(kinetic))
 
