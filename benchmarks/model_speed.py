@@ -11,7 +11,9 @@ element-dependent product, correlation 3, 2 layers, 5 Å) with its radial set to
 max_ell 3, correlation 3, 2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
 energy+forces call on a prebuilt graph (graph building reported apart), and peak memory above
 the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round counts.
-Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers).
+Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers); a radial
+name ending in "+compile" (e.g. "mlp+compile:float32") runs the network under torch.compile
+(`mlip.export.compiled.compile_potential`, compiled before the timed calls).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     from mlip.models.presets import load_preset
 
     atoms = systems()[system] if system in ("aspirin",) else systems((int(system[2:]),))[system]
+    compiled = radial.endswith("+compile")
+    radial = radial.removesuffix("+compile")
     if radial == "transformer":
         options = load_preset("transformer_small")
         options.update(avg_num_neighbors=20.0)
@@ -55,9 +59,15 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     start = time.perf_counter()
     batch = GraphBatch.from_frames([frame], 5.0).to(dtype=dtype)
     graph_ms = (time.perf_counter() - start) * 1e3
+    if compiled:
+        from mlip.export.compiled import compile_potential
+
+        potential = compile_potential(potential)
+        for _ in range(3):  # compiling happens here, not in the timed calls
+            potential(batch, forces=True)["forces"].sum().item()
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
-    model = radial if radial == "transformer" else f"equivariant-{radial}"
+    model = (radial if radial == "transformer" else f"equivariant-{radial}") + ("+compile" if compiled else "")
     return {"package": "mlip", "model": model, "dtype": dtype_name, "system": system,
             "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
             "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,

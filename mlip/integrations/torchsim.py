@@ -42,10 +42,12 @@ class MLIPModel(ModelInterface):
         dtype: float32 or float64 (default: the potential's); states are converted to it.
         compute_stress: also return the stress (needed by cell optimisers and NPT).
         compute_forces: return forces (always computed: they are the energy's gradient).
+        compile: run the network under torch.compile (`mlip.export.compiled.compile_potential`).
     """
 
     def __init__(self, model: Potential | str | Path, device: str | torch.device | None = None,
-                 dtype: torch.dtype | None = None, compute_stress: bool = True, compute_forces: bool = True):
+                 dtype: torch.dtype | None = None, compute_stress: bool = True, compute_forces: bool = True,
+                 compile: bool = False):
         super().__init__()
         if isinstance(model, (str, Path)):
             from mlip.export import load
@@ -54,6 +56,10 @@ class MLIPModel(ModelInterface):
         self.potential = model.to(device=device or model.device, dtype=dtype or model.dtype).eval()
         for parameter in self.potential.parameters():
             parameter.requires_grad_(False)
+        if compile:
+            from mlip.export.compiled import compile_potential
+
+            self.potential = compile_potential(self.potential)
         self._device = self.potential.device
         self._dtype = self.potential.dtype
         self._compute_stress = bool(compute_stress)

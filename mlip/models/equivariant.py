@@ -42,6 +42,8 @@ class EquivariantNetwork(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.num_species, self.cutoff = num_species, float(cutoff)
         self.sh_irreps = o3.Irreps.spherical_harmonics(lmax if sh_lmax is None else sh_lmax)
+        # a module, so that forward touches no Irreps object (torch.compile cannot guard on them)
+        self.spherical_harmonics = o3.SphericalHarmonics(self.sh_irreps, normalize=True, normalization="component")
         scalars = o3.Irreps(f"{channels}x0e")
         self.embedding = o3.Linear(o3.Irreps(f"{num_species}x0e"), scalars)
         self.blocks = nn.ModuleList()
@@ -64,7 +66,7 @@ class EquivariantNetwork(nn.Module):
                 senders: torch.Tensor) -> torch.Tensor:
         onehot = nn.functional.one_hot(species, self.num_species).to(edge_vectors.dtype)
         lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
-        edge_sh = o3.spherical_harmonics(self.sh_irreps, edge_vectors, normalize=True, normalization="component")
+        edge_sh = self.spherical_harmonics(edge_vectors)
         node_feats = self.embedding(onehot)
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
         for block, readout in zip(self.blocks, self.readouts):

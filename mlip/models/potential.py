@@ -10,6 +10,23 @@ from torch import nn
 from mlip.graph.batch import GraphBatch
 
 
+def strained(positions: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positions (N, 3) and cells (B, 3, 3) under a zero symmetric strain ε (B, 3, 3) that
+    autograd can differentiate: r → r(1+ε), cell → cell(1+ε). Returns (positions, cell, ε)."""
+    strain = torch.zeros_like(cell, requires_grad=True)
+    symmetric = 0.5 * (strain + strain.transpose(1, 2))
+    positions = positions + torch.einsum("ni,nij->nj", positions, symmetric[batch])
+    return positions, cell + torch.bmm(cell, symmetric), strain
+
+
+def stress_from_strain_gradient(gradient: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """σ = (1/V) ∂E/∂ε (B, 3, 3) eV/Å³, ASE's sign; NaN for structures without a volume."""
+    volume = torch.linalg.det(cell).abs()
+    volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
+    return gradient / volume[:, None, None]
+
+
 class UnknownElementError(ValueError):
     """The structure holds an element the potential was not trained on."""
 
@@ -92,10 +109,7 @@ class Potential(nn.Module):
         leaf = batch.positions.detach().requires_grad_(True) if forces else batch.positions
         positions, cell, strain = leaf, batch.cell, None
         if stress:
-            strain = torch.zeros_like(cell, requires_grad=True)
-            symmetric = 0.5 * (strain + strain.transpose(1, 2))
-            positions = positions + torch.einsum("ni,nij->nj", positions, symmetric[batch.batch])
-            cell = cell + torch.bmm(cell, symmetric)
+            positions, cell, strain = strained(positions, cell, batch.batch)
         offsets = torch.einsum("ek,ekl->el", batch.shifts, cell[batch.edge_batch])
         vectors = positions.index_select(0, batch.senders) - positions.index_select(0, batch.receivers) + offsets
         out: dict[str, torch.Tensor] = {}
@@ -118,9 +132,7 @@ class Potential(nn.Module):
             if forces:
                 out["forces"] = -grads[0]
             if stress:
-                volume = torch.linalg.det(batch.cell).abs()
-                volume = torch.where(volume > 1e-12, volume, torch.full_like(volume, float("nan")))
-                out["stress"] = grads[-1] / volume[:, None, None]
+                out["stress"] = stress_from_strain_gradient(grads[-1], batch.cell)
         return out
 
     def embed(self, batch: GraphBatch) -> torch.Tensor:

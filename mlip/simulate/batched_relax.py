@@ -18,6 +18,7 @@ from ase import Atoms
 from mlip.graph.verlet import VerletNeighborList, graph_from_atoms
 from mlip.graph.batch import GraphBatch
 from mlip.models.potential import Potential
+from mlip.simulate.relax import RelaxResult
 
 
 @dataclass
@@ -38,12 +39,17 @@ def _sum_per_system(values: torch.Tensor, index: torch.Tensor, size: int) -> tor
 
 def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.02, smax: float = 1e-3,
                 relax_cell: bool = True, max_steps: int = 500, skin: float = 0.5,
-                settings: FireSettings = FireSettings()) -> tuple[list[Atoms], np.ndarray, np.ndarray]:
-    """Relax `structures` together with `potential`. Returns (relaxed copies, energies eV, steps taken).
+                settings: FireSettings = FireSettings()) -> list[RelaxResult]:
+    """Relax `structures` together with `potential`; one `RelaxResult` per structure, in order
+    (relaxed copy, energy eV, largest force component eV/Å and stress component eV/Å³ at the
+    end, steps taken, converged).
 
-    Convergence per structure: max |force component| < fmax eV/Å and, with `relax_cell` on a
-    periodic cell, max |stress| < smax eV/Å³.
+    Convergence per structure, as `mlip.simulate.relax.relax`: max |force component| < fmax eV/Å
+    and, with `relax_cell` on a periodic cell, max |stress component| < smax eV/Å³. Molecules,
+    slabs and bulk cells may be mixed (only fully periodic cells relax their cell).
     """
+    if fmax <= 0 or smax <= 0 or max_steps < 1:
+        raise ValueError(f"fmax and smax must be positive and max_steps >= 1, got {fmax}, {smax}, {max_steps}")
     device, dtype = potential.device, potential.dtype
     atoms = [a.copy() for a in structures]
     lists = [VerletNeighborList(potential.cutoff, skin) for _ in atoms]
@@ -55,6 +61,8 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
     positive = np.zeros(len(atoms), dtype=int)
     steps = np.zeros(len(atoms), dtype=int)
     energies = np.zeros(len(atoms))
+    largest_force, largest_stress = np.zeros(len(atoms)), np.full(len(atoms), np.nan)
+    converged = np.zeros(len(atoms), dtype=bool)
     active = list(range(len(atoms)))
     for _ in range(max_steps + 1):
         if not active:
@@ -70,14 +78,18 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
             a, f = atoms[k], forces[ptr[j]:ptr[j + 1]]
             energies[k] = float(out["energy"][j].detach())
             g_cell = -a.get_volume() * stress[j] / len(a) if cell_dof[k] else np.zeros((3, 3))
-            done = np.abs(f).max() < fmax and (not cell_dof[k] or np.abs(stress[j]).max() < smax)
-            if done or steps[k] >= max_steps:
+            largest_force[k] = np.abs(f).max(initial=0.0)
+            if cell_dof[k]:
+                largest_stress[k] = np.abs(stress[j]).max()
+            converged[k] = largest_force[k] < fmax and (not cell_dof[k] or largest_stress[k] < smax)
+            if converged[k] or steps[k] >= max_steps:
                 continue
             still.append(k)
             steps[k] += 1
             _fire_step(a, f, g_cell, velocity, cell_velocity, k, dt, alpha, positive, settings)
         active = still
-    return atoms, energies, steps
+    return [RelaxResult(a, float(e), float(f), float(s), int(n), bool(c))
+            for a, e, f, s, n, c in zip(atoms, energies, largest_force, largest_stress, steps, converged)]
 
 
 def _fire_step(a: Atoms, f: np.ndarray, g_cell: np.ndarray, velocity, cell_velocity, k: int, dt, alpha, positive,

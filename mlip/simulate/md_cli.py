@@ -63,7 +63,7 @@ def _batched(args: argparse.Namespace) -> int:
     import torch
 
     from mlip.export import load
-    from mlip.simulate.batched import run_md as run_batched
+    from mlip.simulate.batched_md import run_md as run_batched
 
     if args.ensemble not in ("nve", "nvt"):
         print("mlip-md: error: --batched runs nve or nvt", file=sys.stderr)

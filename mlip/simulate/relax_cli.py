@@ -61,15 +61,15 @@ def _record(out: Path, writer: csv.DictWriter, k: int, key: str, frame, result) 
 
 def _relax_batched(args: argparse.Namespace, potential, frames: list, keys: list[str], pending: list[int], out: Path,
                    writer: csv.DictWriter, handle) -> None:
-    """Relax the pending structures on torch-sim, `--chunk` at a time (each chunk's results are
-    written before the next starts, so an interrupted run resumes from there)."""
-    from mlip.simulate.batched import relax_structures
+    """Relax the pending structures together (`relax_batch`), `--chunk` at a time (each chunk's
+    results are written before the next starts, so an interrupted run resumes from there)."""
+    from mlip.simulate.batched_relax import relax_batch
 
     bar = tqdm(total=len(pending), desc="relax (batched)", unit=" struct")
     for start in range(0, len(pending), args.chunk):
         chunk = pending[start:start + args.chunk]
-        results = relax_structures(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
-                                   not args.fixed_cell, args.max_steps, args.max_atoms)
+        results = relax_batch(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
+                              not args.fixed_cell, args.max_steps)
         for k, result in zip(chunk, results):
             _record(out, writer, k, keys[k], frames[k], result)
         handle.flush()
@@ -91,15 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batched", action="store_true",
-                        help="relax many structures at once on torch-sim (FIRE; mlip[torchsim]); much faster for many "
-                             "structures")
-    parser.add_argument("--chunk", type=int, default=256, help="--batched: structures per call, written before the next")
-    parser.add_argument("--max-atoms", type=int, default=4096, help="--batched: atoms in flight at most")
+                        help="relax many structures together (batched FIRE, one model call per step for all); "
+                             "several times faster for many structures")
+    parser.add_argument("--chunk", type=int, default=64,
+                        help="--batched: structures relaxed together, written before the next chunk starts")
     args = parser.parse_args(argv)
     if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
         parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
-    if args.chunk < 1 or args.max_atoms < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0:
-        parser.error("--chunk, --max-atoms and --max-steps must be at least 1; --fmax and --smax positive")
+    if args.chunk < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0:
+        parser.error("--chunk and --max-steps must be at least 1; --fmax and --smax positive")
     try:
         with exclusive_folder(args.out, "mlip-relax"):
             return _relax_all(args)

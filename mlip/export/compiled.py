@@ -1,0 +1,122 @@
+"""Compiled inference and an exported artefact for simulation engines.
+
+- `compile_potential(potential)`: a copy with the network under `torch.compile` (Inductor, dynamic shapes),
+  for the ASE calculator and the torch-sim model (`compile=True` there). Forces and stress stay
+  the autograd derivatives of the compiled energy.
+- `export_energy_program(potential, path)`: a `torch.export` program (`.pt2`) of the energy as a
+  function of species indices, positions, cell, edges and shifts, loadable with
+  `torch.export.load` alone, no mlip classes; `ExportedPotential` is the 40-line reference of
+  what an engine does with it (forces and stress by autograd, elements by a lookup table kept in
+  the program's metadata).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mlip.atomic_write import atomic_path
+from mlip.models.potential import Potential, strained, stress_from_strain_gradient
+
+
+def compile_potential(potential: Potential, mode: str | None = None) -> Potential:
+    """A copy of `potential` whose network runs under torch.compile (Inductor, dynamic shapes:
+    any atom and edge count); weights are shared, the original is left as it is. For inference:
+    save the original, not the copy (the compiled wrapper renames the weights)."""
+    compiled = copy.copy(potential)
+    compiled._modules = dict(potential._modules)  # the copy's own module table: the original keeps its network
+    compiled.network = torch.compile(potential.network, dynamic=True, mode=mode)
+    return compiled
+
+
+class EnergyFunction(nn.Module):
+    """E_b = Σ_{i in b} [scale·ε_i + shift + E0(Z_i) (+ ZBL)] from tensors only (what is exported).
+
+    Inputs: species (N,) int64 indices into the model's elements, positions (N, 3) Å, cell
+    (B, 3, 3) Å, receivers/senders (E,) int64, shifts (E, 3) integer cell offsets (float),
+    batch (N,) int64 structure of each atom, ptr (B + 1,) atom offsets → energies (B,) eV.
+    """
+
+    def __init__(self, potential: Potential):
+        super().__init__()
+        self.potential = potential
+
+    def forward(self, species: torch.Tensor, positions: torch.Tensor, cell: torch.Tensor, receivers: torch.Tensor,
+                senders: torch.Tensor, shifts: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor) -> torch.Tensor:
+        p = self.potential
+        edge_batch = batch.index_select(0, receivers)
+        offsets = torch.einsum("ek,ekl->el", shifts, cell.index_select(0, edge_batch))
+        vectors = positions.index_select(0, senders) - positions.index_select(0, receivers) + offsets
+        node = p.network(species, vectors, receivers, senders)
+        node_energy = p.scale * node + p.shift + p.reference.index_select(0, species)
+        if p.repulsion is not None:
+            node_energy = node_energy + p.repulsion(species, vectors, receivers, senders)
+        energy = torch.zeros_like(ptr[1:], dtype=node_energy.dtype)
+        return energy.index_add(0, batch, node_energy)
+
+
+def export_energy_program(potential: Potential, path: str | Path, example=None) -> Path:
+    """Write `path` (.pt2): the energy function exported with dynamic atom, edge and structure
+    counts, plus metadata (elements as atomic numbers, cutoff Å, dtype, units)."""
+    from ase.build import bulk
+
+    from mlip.graph.batch import GraphBatch
+    from mlip.io import Frame
+
+    potential = potential.eval()
+    if example is None:
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        numbers = [potential.atomic_numbers[k % len(potential.atomic_numbers)] for k in range(len(atoms))]
+        frames = [Frame(numbers=numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)] * 2
+        example = GraphBatch.from_frames(frames, potential.cutoff).to(dtype=potential.dtype, device=potential.device)
+    args = _arguments(potential, example)
+    atoms, edges, graphs = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2), torch.export.Dim("graphs")
+    dynamic = ({0: atoms}, {0: atoms}, {0: graphs}, {0: edges}, {0: edges}, {0: edges}, {0: atoms}, {0: graphs + 1})
+    program = torch.export.export(EnergyFunction(potential), args, dynamic_shapes=dynamic, strict=False)
+    metadata = {"atomic_numbers": potential.atomic_numbers, "cutoff": potential.cutoff,
+                "dtype": str(potential.dtype).removeprefix("torch."), "units": {"energy": "eV", "length": "Å"},
+                "inputs": ["species", "positions", "cell", "receivers", "senders", "shifts", "batch", "ptr"]}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.export.save(program, tmp, extra_files={"mlip.json": json.dumps(metadata)})
+    return path
+
+
+def _arguments(potential: Potential, batch) -> tuple[torch.Tensor, ...]:
+    return (potential.species(batch.numbers), batch.positions, batch.cell, batch.receivers, batch.senders,
+            batch.shifts.to(batch.positions.dtype), batch.batch, batch.ptr)
+
+
+class ExportedPotential:
+    """Energies, forces and stress from an exported program (`export_energy_program`), with
+    torch only (and mlip's two strain helpers, plain functions): what a simulation engine needs
+    to do with the artefact.
+
+    `__call__(numbers, positions, cell, receivers, senders, shifts, batch, ptr)` → energy (B,)
+    eV, forces (N, 3) eV/Å, stress (B, 3, 3) eV/Å³ (ASE sign; NaN without a volume).
+    """
+
+    def __init__(self, path: str | Path):
+        extra = {"mlip.json": ""}
+        self.program = torch.export.load(str(path), extra_files=extra).module()
+        self.metadata = json.loads(extra["mlip.json"])
+        self.cutoff = float(self.metadata["cutoff"])
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(self.metadata["atomic_numbers"])] = torch.arange(len(self.metadata["atomic_numbers"]))
+        self.species_of_z = table
+
+    def __call__(self, numbers, positions, cell, receivers, senders, shifts, batch, ptr) -> dict[str, torch.Tensor]:
+        species = self.species_of_z[numbers]
+        if bool((species < 0).any()):
+            raise ValueError(f"elements {sorted(set(numbers[species < 0].tolist()))} are not in this model "
+                             f"({self.metadata['atomic_numbers']})")
+        positions = positions.detach().requires_grad_(True)
+        strained_positions, strained_cell, strain = strained(positions, cell, batch)
+        energy = self.program(species, strained_positions, strained_cell, receivers, senders, shifts, batch, ptr)
+        grad_positions, grad_strain = torch.autograd.grad(energy.sum(), [positions, strain])
+        return {"energy": energy.detach(), "forces": -grad_positions,
+                "stress": stress_from_strain_gradient(grad_strain, cell)}
