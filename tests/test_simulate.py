@@ -11,6 +11,7 @@ import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+import mlip.calculator
 import mlip.export
 from mlip.models import build_potential
 from mlip.simulate.md import energy_drift
@@ -166,6 +167,23 @@ def test_mlip_md_batched_runs_every_frame(model_file, tmp_path):
     assert len(rows) == 5 and {"T0_K", "T2_K", "epot1_eV"} <= set(rows[0])
     assert len(ase.io.read(out / "final.xyz", ":")) == 3
     assert md_main([str(model_file), str(structures), "--out", str(out), "--batched", "--ensemble", "npt"]) == 2
+
+
+def test_relaxation_with_non_finite_model_output_stops_naming_the_structure(model_file, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for k, a in enumerate((3.55, 3.6)):
+        ase.io.write(inputs / f"POSCAR_{k}", bulk("Cu", "fcc", a=a, cubic=True), format="vasp")
+    broken = mlip.export.load(model_file)
+    broken.shift.fill_(float("nan"))  # every energy NaN
+    broken_file = mlip.export.save(broken, tmp_path / "nan.mlip")
+    for extra in ([], ["--batched"]):
+        out = tmp_path / f"out{len(extra)}"
+        assert relax_main([str(broken_file), str(inputs), "--out", str(out), *extra]) == 3
+    from mlip.simulate.relax import RelaxationError
+
+    with pytest.raises(RelaxationError, match="step 0: non-finite"):
+        relax(bulk("Cu", "fcc", a=3.6), mlip.calculator.MLIPCalculator(broken))
 
 
 def test_exploding_md_stops_with_the_step_and_keeps_the_trajectory(tmp_path):

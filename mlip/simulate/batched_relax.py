@@ -18,7 +18,7 @@ from ase import Atoms
 from mlip.graph.verlet import VerletNeighborList, graph_from_atoms
 from mlip.graph.batch import GraphBatch
 from mlip.models.potential import Potential
-from mlip.simulate.relax import RelaxResult
+from mlip.simulate.relax import RelaxationError, RelaxResult, check_finite
 
 
 @dataclass
@@ -78,6 +78,10 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
             a, f = atoms[k], forces[ptr[j]:ptr[j + 1]]
             energies[k] = float(out["energy"][j].detach())
             g_cell = -a.get_volume() * stress[j] / len(a) if cell_dof[k] else np.zeros((3, 3))
+            try:
+                check_finite(int(steps[k]), float(out["energy"][j].detach()), f, stress[j] if cell_dof[k] else None)
+            except RelaxationError as exc:
+                raise RelaxationError(f"structure {k}, {exc}") from None
             largest_force[k] = np.abs(f).max(initial=0.0)
             if cell_dof[k]:
                 largest_stress[k] = np.abs(stress[j]).max()

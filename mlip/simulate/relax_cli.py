@@ -22,7 +22,7 @@ from mlip.export import ModelFileError
 from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError, expand_paths, iread
 from mlip.models.potential import UnknownElementError
-from mlip.simulate.relax import relax
+from mlip.simulate.relax import RelaxationError, relax
 from mlip.version_flag import add_version_flag
 
 FIELDS = ["index", "input_sha256", "source", "frame", "formula", "atoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_per_A",
@@ -68,8 +68,13 @@ def _relax_batched(args: argparse.Namespace, potential, frames: list, keys: list
     bar = tqdm(total=len(pending), desc="relax (batched)", unit=" struct")
     for start in range(0, len(pending), args.chunk):
         chunk = pending[start:start + args.chunk]
-        results = relax_batch(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
-                              not args.fixed_cell, args.max_steps)
+        try:
+            results = relax_batch(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
+                                  not args.fixed_cell, args.max_steps)
+        except RelaxationError as exc:  # name the input, not the position in the chunk
+            k = chunk[int(str(exc).split(",")[0].split()[-1])]
+            raise RelaxationError(f"structure {frames[k].index} of {frames[k].source}: "
+                                  f"{str(exc).split(', ', 1)[1]}") from None
         for k, result in zip(chunk, results):
             _record(out, writer, k, keys[k], frames[k], result)
         handle.flush()
@@ -132,14 +137,21 @@ def _relax_all(args: argparse.Namespace) -> int:
             except UnknownElementError as exc:
                 print(f"mlip-relax: error: structure {frames[k].index} of {frames[k].source}: {exc}", file=sys.stderr)
                 return 2
-        if args.batched:
-            _relax_batched(args, calculator.potential, frames, keys, pending, out, writer, handle)
-        else:
-            for k in tqdm(pending, desc="relax", unit=" struct"):
-                result = relax(frames[k].to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
-                               args.optimizer, args.fix_symmetry, args.max_steps)
-                _record(out, writer, k, keys[k], frames[k], result)
-                handle.flush()
+        try:
+            if args.batched:
+                _relax_batched(args, calculator.potential, frames, keys, pending, out, writer, handle)
+            else:
+                for k in tqdm(pending, desc="relax", unit=" struct"):
+                    try:
+                        result = relax(frames[k].to_atoms(), calculator, args.fmax, args.smax, not args.fixed_cell,
+                                       args.optimizer, args.fix_symmetry, args.max_steps)
+                    except RelaxationError as exc:
+                        raise RelaxationError(f"structure {frames[k].index} of {frames[k].source}: {exc}") from None
+                    _record(out, writer, k, keys[k], frames[k], result)
+                    handle.flush()
+        except RelaxationError as exc:
+            print(f"mlip-relax: stopped: {exc}; the structures relaxed before it are kept in {out}", file=sys.stderr)
+            return 3
     relaxed = [ase.io.read(out / "structures" / f"{key[:16]}.xyz") for key in keys]  # in input order
     _write_atomic(out / "relaxed.xyz", relaxed)
     rows = [row for row in csv.DictReader(open(summary)) if row.get("input_sha256") in set(keys)]
