@@ -67,18 +67,11 @@ def classify(case: Case, exit_code: int | None, stderr: str, paths: list[str]) -
 
 
 # ----- writers ---------------------------------------------------------------------------------
-def _text(name: str, content: str) -> Callable[[Path], list[Path]]:
+def _text(name: str, content: str | bytes) -> Callable[[Path], list[Path]]:
+    """A case writing one file (text as UTF-8, bytes as they are)."""
     def build(folder: Path) -> list[Path]:
         path = folder / name
-        path.write_text(content)
-        return [path]
-    return build
-
-
-def _bytes(name: str, content: bytes) -> Callable[[Path], list[Path]]:
-    def build(folder: Path) -> list[Path]:
-        path = folder / name
-        path.write_bytes(content)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
         return [path]
     return build
 
@@ -180,8 +173,8 @@ CASES: list[Case] = [
     Case("folder_of_unknown_formats", "folder", _folder({"notes.txt": "hello\n", "README": "x\n"})),
     Case("npz_with_zero_frames", "npz", _npz("none.npz", **_aspirin(coords=np.zeros((0, 21, 3)),
                                                                     energies=np.zeros(0), forces=np.zeros((0, 21, 3))))),
-    Case("binary_garbage_xyz", "extxyz", _bytes("garbage.xyz", bytes(range(256)) * 8)),
-    Case("not_utf8_xyz", "extxyz", _bytes("latin.xyz", GOOD_WATER.replace("energy=-1.0", "energy=-1.0 note=\xe9t\xe9")
+    Case("binary_garbage_xyz", "extxyz", _text("garbage.xyz", bytes(range(256)) * 8)),
+    Case("not_utf8_xyz", "extxyz", _text("latin.xyz", GOOD_WATER.replace("energy=-1.0", "energy=-1.0 note=\xe9t\xe9")
                                           .encode("latin-1"))),
     Case("mptrj_not_json", "mptrj", _text("broken.json", '{"mp-1": {"a": ')),
     Case("mptrj_list_not_dict", "mptrj", _text("list.json", "[1, 2, 3]")),

@@ -81,7 +81,7 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
             try:
                 check_finite(int(steps[k]), float(out["energy"][j].detach()), f, stress[j] if cell_dof[k] else None)
             except RelaxationError as exc:
-                raise RelaxationError(f"structure {k}, {exc}") from None
+                raise RelaxationError(f"structure {k} of the batch, {exc}", structure=k) from None
             largest_force[k] = np.abs(f).max(initial=0.0)
             if cell_dof[k]:
                 largest_stress[k] = np.abs(stress[j]).max()

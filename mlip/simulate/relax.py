@@ -14,7 +14,12 @@ OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS, "lbfgs": LBFGS}
 
 
 class RelaxationError(RuntimeError):
-    """A relaxation met non-finite energies, forces or stresses: the model fails on the structure."""
+    """A relaxation met non-finite energies, forces or stresses: the model fails on the structure.
+    `structure` is its position in a batch (`relax_batch`), None for a single relaxation."""
+
+    def __init__(self, message: str, structure: int | None = None):
+        super().__init__(message)
+        self.structure = structure
 
 
 def check_finite(step: int, energy: float, forces: np.ndarray, stress: np.ndarray | None = None) -> None:

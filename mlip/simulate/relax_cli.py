@@ -72,8 +72,8 @@ def _relax_batched(args: argparse.Namespace, potential, frames: list, keys: list
             results = relax_batch(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
                                   not args.fixed_cell, args.max_steps)
         except RelaxationError as exc:  # name the input, not the position in the chunk
-            k = chunk[int(str(exc).split(",")[0].split()[-1])]
-            raise RelaxationError(f"structure {frames[k].index} of {frames[k].source}: "
+            frame = frames[chunk[exc.structure]]
+            raise RelaxationError(f"structure {frame.index} of {frame.source}: "
                                   f"{str(exc).split(', ', 1)[1]}") from None
         for k, result in zip(chunk, results):
             _record(out, writer, k, keys[k], frames[k], result)
