@@ -68,6 +68,9 @@ def export_energy_program(potential: Potential, path: str | Path, example=None) 
     from mlip.io import Frame
 
     potential = potential.eval()
+    if getattr(potential.network, "uses_structure", False):
+        raise ValueError(f"{type(potential.network).__name__} sees whole structures (positions, frames), which "
+                         "the exported energy program does not pass; export works for the equivariant network")
     if example is None:
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
         numbers = [potential.atomic_numbers[k % len(potential.atomic_numbers)] for k in range(len(atoms))]

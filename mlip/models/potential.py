@@ -113,11 +113,12 @@ class Potential(nn.Module):
         offsets = torch.einsum("ek,ekl->el", batch.shifts, cell[batch.edge_batch])
         vectors = positions.index_select(0, batch.senders) - positions.index_select(0, batch.receivers) + offsets
         out: dict[str, torch.Tensor] = {}
+        structure = self._structure_inputs(batch, positions)
         if embeddings:
-            out["embedding"] = self._network_embedding(species, vectors, batch)
+            out["embedding"] = self._network_embedding(species, vectors, batch, structure)
             node = self.network.head(out["embedding"])
         else:
-            node = self.network(species, vectors, batch.receivers, batch.senders)
+            node = self.network(species, vectors, batch.receivers, batch.senders, **structure)
         node_energy = self.scale * node + self.shift + self.reference[species]
         if self.repulsion is not None:
             node_energy = node_energy + self.repulsion(species, vectors, batch.receivers, batch.senders)
@@ -139,10 +140,20 @@ class Potential(nn.Module):
         """The network's per-atom embeddings (N, D) of `batch`, without energies or forces."""
         if batch.positions.dtype != self.dtype:
             batch = batch.to(dtype=self.dtype)
-        return self._network_embedding(self.species(batch.numbers), batch.edge_vectors(), batch)
+        return self._network_embedding(self.species(batch.numbers), batch.edge_vectors(), batch,
+                                       self._structure_inputs(batch, batch.positions))
 
-    def _network_embedding(self, species: torch.Tensor, vectors: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    def _structure_inputs(self, batch: GraphBatch, positions: torch.Tensor) -> dict:
+        """Extra keyword inputs for networks that see whole structures (`uses_structure = True`, e.g.
+        molecule attention or frame averaging): positions (N, 3) Å, batch (N,), num_graphs, periodic (B,)."""
+        if not getattr(self.network, "uses_structure", False):
+            return {}
+        return {"positions": positions, "batch": batch.batch, "num_graphs": batch.num_graphs,
+                "periodic": batch.pbc.any(dim=-1)}
+
+    def _network_embedding(self, species: torch.Tensor, vectors: torch.Tensor, batch: GraphBatch,
+                           structure: dict) -> torch.Tensor:
         if not hasattr(self.network, "embedding"):
             raise TypeError(f"{type(self.network).__name__} exposes no per-atom embedding; the embedding-space "
                             "symmetry objective needs architecture 'transformer'")
-        return self.network.embedding(species, vectors, batch.receivers, batch.senders)
+        return self.network.embedding(species, vectors, batch.receivers, batch.senders, **structure)

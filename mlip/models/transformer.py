@@ -1,12 +1,22 @@
 """`TransformerNetwork`: a plain transformer over atoms (no equivariant layers) → per-atom energies.
 
-Atoms are tokens: element embedding + a geometric embedding built from the raw relative vectors
-to the neighbours (so the network is *not* rotation invariant by construction: it has to learn
-it, TransIP-style, from data augmentation or an embedding-space symmetry loss). Attention runs
-over the neighbour graph only (`NeighborAttention`); the features of each edge, an MLP of its
-direction and a spline radial basis of its length, give every layer's attention bias and edge
-values, so cost is linear in atoms and periodic cells work.
-Translation and permutation invariance and supercell consistency are exact.
+Atoms are tokens. Two ways to see geometry (`attention`):
+
+- "neighbor" (default; molecules and periodic cells): element embedding + a geometric embedding
+  of the raw relative vectors to the neighbours; attention runs over the neighbour graph only
+  (`NeighborAttention`), each edge's features (an MLP of its direction and a spline radial basis
+  of its length) giving the attention bias and edge values. Cost linear in atoms.
+- "molecule" (TransIP, Elhag et al. 2025; molecules only): positions centred on the centroid,
+  rotary encodings of the 3-D positions in every layer's queries and keys, attention over all
+  atoms of the molecule with no cutoff (`MoleculeAttention`), plus a learned bias of the pair
+  distance. Cost quadratic in the atoms of a molecule (`max_atoms` caps it).
+
+Neither is rotation invariant by construction: the network learns it (rotation augmentation or
+the embedding-space symmetry objective, `mlip.train.symmetry`), or `frames="O3"|"SO3"` makes it
+exact by frame averaging over the principal axes of each structure (`mlip.nn.frames`); with
+`frame_sampling="random"` training sees one random frame per structure and step, evaluation all.
+Translation and permutation invariance are exact; supercell consistency too in "neighbor" mode
+without frames (the only mode for periodic cells).
 """
 
 from __future__ import annotations
@@ -14,62 +24,183 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlip.nn.attention import NeighborAttention
+from mlip.nn.attention import MoleculeAttention, NeighborAttention
 from mlip.nn.cutoff import PolynomialEnvelope
+from mlip.nn.frames import PrincipalFrames
 from mlip.nn.radial import BSplineBasis
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + Attention(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm block: x + Attention(LN(x), ...), then x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int = 2):
+    def __init__(self, dim: int, attention: nn.Module, mlp_ratio: int = 2):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attention = NeighborAttention(dim, heads, dim)
+        self.attention = attention
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.SiLU(), nn.Linear(mlp_ratio * dim, dim))
 
-    def forward(self, x, edge_features, envelope, receivers, senders):
-        x = x + self.attention(self.norm1(x), edge_features, envelope, receivers, senders)
+    def forward(self, x: torch.Tensor, *geometry: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x), *geometry)
         return x + self.mlp(self.norm2(x))
 
 
+class GaussianDistanceBasis(nn.Module):
+    """exp(−((r − μ_k)/σ)²) on K centres evenly spaced over [0, `max_distance`] Å. Shapes: (...) → (..., K)."""
+
+    def __init__(self, num_basis: int, max_distance: float):
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, max_distance, num_basis), persistent=False)
+        self.width = max_distance / max(num_basis - 1, 1)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-((r.unsqueeze(-1) - self.centres.to(r.dtype)) / self.width).square())
+
+
 class TransformerNetwork(nn.Module):
-    """Shapes: species (N,), edge_vectors (E, 3) Å, receivers/senders (E,) → per-atom energies (N,).
+    """Shapes: species (N,), edge_vectors (E, 3) Å, receivers/senders (E,), and with
+    `positions` (N, 3) Å, `batch` (N,), `num_graphs`, `periodic` (B,) bool from the `Potential`
+    (`uses_structure`) → per-atom energies (N,).
 
     `embedding(...)` returns the per-atom token embeddings before the readout (N, dim), the
-    space where a learned-equivariance objective acts.
+    space where a learned-equivariance objective acts (not with frame averaging, which needs none).
     """
 
+    uses_structure = True
+
     def __init__(self, num_species: int, cutoff: float, dim: int = 64, heads: int = 4, num_layers: int = 3,
-                 num_basis: int = 8, avg_num_neighbors: float = 10.0):
+                 num_basis: int = 8, avg_num_neighbors: float = 10.0, attention: str = "neighbor",
+                 max_atoms: int = 256, distance_basis: int = 16, max_distance: float = 10.0,
+                 frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
+                 plane_samples: int = 4):
         super().__init__()
+        if attention not in ("neighbor", "molecule"):
+            raise ValueError(f"attention must be 'neighbor' or 'molecule', got '{attention}'")
+        if frame_sampling not in ("all", "random"):
+            raise ValueError(f"frame_sampling must be 'all' or 'random', got '{frame_sampling}'")
         self.cutoff, self.avg_num_neighbors, self.embedding_dim = float(cutoff), float(avg_num_neighbors), dim
+        self.attention_kind, self.max_atoms, self.frame_sampling = attention, int(max_atoms), frame_sampling
+        self.frames = None if frames in (None, "none") else PrincipalFrames(frames, frame_tolerance, plane_samples)
         self.species_embedding = nn.Embedding(num_species, dim)
-        self.basis = BSplineBasis(cutoff, num_basis)
-        self.envelope = PolynomialEnvelope(cutoff)
-        # Geometric embedding from raw relative vectors: (unit vector components, radial basis) → dim.
-        self.geometry = nn.Sequential(nn.Linear(3 + num_basis, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(num_layers))
+        if attention == "neighbor":
+            self.basis = BSplineBasis(cutoff, num_basis)
+            self.envelope = PolynomialEnvelope(cutoff)
+            # Geometric embedding from raw relative vectors: (unit vector components, radial basis) → dim.
+            self.geometry = nn.Sequential(nn.Linear(3 + num_basis, dim), nn.SiLU(), nn.Linear(dim, dim))
+            def attention_layer() -> nn.Module:
+                return NeighborAttention(dim, heads, dim)
+        else:
+            self.distances = GaussianDistanceBasis(distance_basis, max_distance)
+            def attention_layer() -> nn.Module:
+                return MoleculeAttention(dim, heads, distance_basis)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, attention_layer()) for _ in range(num_layers))
         self.readout = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 1))
 
-    def embedding(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
-                  senders: torch.Tensor) -> torch.Tensor:
-        lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
-        basis = self.basis(lengths)
-        envelope = self.envelope(lengths)
-        directions = edge_vectors / lengths.clamp_min(1e-9).unsqueeze(-1)
-        edge_features = self.geometry(torch.cat([directions, basis], dim=-1))  # (E, dim)
+    # ----- the backbone on one set of coordinates ----------------------------------------------
+    def _tokens(self, species, edge_vectors, receivers, senders, positions, batch, num_graphs) -> torch.Tensor:
         x = self.species_embedding(species)
-        per_edge = edge_features * envelope.unsqueeze(-1)
-        x = x + torch.zeros_like(x).index_add_(0, receivers, per_edge) / self.avg_num_neighbors
+        if self.attention_kind == "neighbor":
+            lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
+            envelope = self.envelope(lengths)
+            directions = edge_vectors / lengths.clamp_min(1e-9).unsqueeze(-1)
+            edge_features = self.geometry(torch.cat([directions, self.basis(lengths)], dim=-1))  # (E, dim)
+            x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
+            for block in self.blocks:
+                x = block(x, edge_features, envelope, receivers, senders)
+            return x
+        counts = torch.bincount(batch, minlength=num_graphs)
+        slot = torch.arange(batch.shape[0], device=batch.device) - (torch.cumsum(counts, 0) - counts).index_select(0, batch)
+        width = int(counts.max())
+        padded = x.new_zeros(num_graphs, width, x.shape[1]).index_put((batch, slot), x)
+        coordinates = positions.new_zeros(num_graphs, width, 3).index_put((batch, slot), positions)
+        mask = torch.zeros(num_graphs, width, dtype=torch.bool, device=x.device).index_put((batch, slot),
+                                                                                       torch.ones_like(batch, dtype=torch.bool))
+        differences = coordinates.unsqueeze(2) - coordinates.unsqueeze(1)
+        pair_distances = torch.sqrt(differences.square().sum(-1) + 1e-12)   # smooth at r = 0 (the diagonal)
+        basis = self.distances(pair_distances)
         for block in self.blocks:
-            x = block(x, edge_features, envelope, receivers, senders)
-        return x
+            padded = block(padded, coordinates, basis, mask)
+        return padded[batch, slot]
+
+    def _check(self, positions, batch, num_graphs, periodic) -> None:
+        if positions is None:
+            raise ValueError("this transformer needs the structure's positions (call it through mlip's Potential)")
+        if self.attention_kind == "molecule" or self.frames is not None:
+            if periodic is not None and bool(periodic.any()):
+                raise ValueError("molecule attention and frame averaging are for molecules: this batch holds a "
+                                 "periodic cell; use the transformer with attention='neighbor' and no frames")
+        if self.attention_kind == "molecule":
+            largest = int(torch.bincount(batch, minlength=num_graphs).max())
+            if largest > self.max_atoms:
+                raise ValueError(f"a structure has {largest} atoms, more than molecule attention's max_atoms "
+                                 f"{self.max_atoms} (cost grows with the square); use attention='neighbor'")
+
+    def embedding(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
+                  senders: torch.Tensor, positions: torch.Tensor | None = None, batch: torch.Tensor | None = None,
+                  num_graphs: int = 1, periodic: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-atom token embeddings (N, dim) before the readout."""
+        if self.frames is not None:
+            raise ValueError("frame averaging makes the energy exactly invariant: there is no embedding for a "
+                             "symmetry objective to act on (use frames=None with symmetry_weight)")
+        if batch is None:
+            batch = torch.zeros_like(species)
+        if self.attention_kind == "molecule":
+            self._check(positions, batch, num_graphs, periodic)
+            counts = torch.bincount(batch, minlength=num_graphs).clamp_min(1).to(positions.dtype)
+            centres = positions.new_zeros(num_graphs, 3).index_add(0, batch, positions) / counts[:, None]
+            positions = positions - centres.index_select(0, batch)
+        return self._tokens(species, edge_vectors, receivers, senders, positions, batch, num_graphs)
 
     def head(self, embedding: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (N,) from the token embeddings (N, dim)."""
         return self.readout(embedding).squeeze(-1)
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
-                senders: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embedding(species, edge_vectors, receivers, senders))
+                senders: torch.Tensor, positions: torch.Tensor | None = None, batch: torch.Tensor | None = None,
+                num_graphs: int = 1, periodic: torch.Tensor | None = None) -> torch.Tensor:
+        if self.frames is None:
+            return self.head(self.embedding(species, edge_vectors, receivers, senders, positions, batch, num_graphs,
+                                            periodic))
+        self._check(positions, batch, num_graphs, periodic)
+        return self._frame_average(species, edge_vectors, receivers, senders, positions, batch, num_graphs)
+
+    # ----- frame averaging -------------------------------------------------------------------------
+    def _frame_average(self, species, edge_vectors, receivers, senders, positions, batch, num_graphs) -> torch.Tensor:
+        """Σ_f w_f · backbone(coordinates in frame f), per atom; every frame is its own copy of its structure."""
+        centred, frames, owner, weights = self.frames(positions, batch, num_graphs)
+        if self.training and self.frame_sampling == "random":
+            owner, frames, weights = _one_frame_each(owner, frames, weights, num_graphs)
+        atom_counts = torch.bincount(batch, minlength=num_graphs)
+        atom_starts = torch.cumsum(atom_counts, 0) - atom_counts
+        # atoms of every copy: original index, copy index
+        copy_of_atom, atom = _ranges(atom_starts.index_select(0, owner), atom_counts.index_select(0, owner))
+        copy_start = torch.cumsum(atom_counts.index_select(0, owner), 0) - atom_counts.index_select(0, owner)
+        edge_structure = batch.index_select(0, receivers)
+        order = torch.argsort(edge_structure, stable=True)
+        edge_counts = torch.bincount(edge_structure, minlength=num_graphs)
+        edge_starts = torch.cumsum(edge_counts, 0) - edge_counts
+        copy_of_edge, position = _ranges(edge_starts.index_select(0, owner), edge_counts.index_select(0, owner))
+        edge = order.index_select(0, position)
+        shift = (copy_start - atom_starts.index_select(0, owner)).index_select(0, copy_of_edge)
+        frame_of_edge = frames.index_select(0, copy_of_edge)
+        vectors = torch.einsum("ec,ecd->ed", edge_vectors.index_select(0, edge), frame_of_edge)
+        coordinates = torch.einsum("nc,ncd->nd", centred.index_select(0, atom), frames.index_select(0, copy_of_atom))
+        tokens = self._tokens(species.index_select(0, atom), vectors, receivers.index_select(0, edge) + shift,
+                              senders.index_select(0, edge) + shift, coordinates, copy_of_atom, owner.shape[0])
+        energies = self.head(tokens) * weights.index_select(0, copy_of_atom)
+        return energies.new_zeros(species.shape[0]).index_add(0, atom, energies)
+
+
+def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenated ranges [start, start + count) and, for each element, which range it came from."""
+    which = torch.repeat_interleave(torch.arange(starts.shape[0], device=starts.device), counts)
+    offsets = torch.cumsum(counts, 0) - counts
+    return which, starts.index_select(0, which) + torch.arange(which.shape[0], device=starts.device) - offsets.index_select(0, which)
+
+
+def _one_frame_each(owner: torch.Tensor, frames: torch.Tensor, weights: torch.Tensor, num_graphs: int):
+    """One frame per structure, drawn with probability ∝ its weight (exponential race on torch's
+    generator: argmax of log(u) / w); the chosen frame's weight becomes 1."""
+    keys = torch.rand_like(weights).clamp_min(1e-30).log() / weights
+    best = keys.new_full((num_graphs,), float("-inf")).scatter_reduce(0, owner, keys, reduce="amax")
+    chosen = torch.nonzero(keys == best.index_select(0, owner)).squeeze(-1)  # ties have probability 0
+    return owner.index_select(0, chosen), frames.index_select(0, chosen), torch.ones_like(weights.index_select(0, chosen))

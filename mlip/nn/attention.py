@@ -47,3 +47,43 @@ class NeighborAttention(nn.Module):
         edge_v = v.index_select(0, senders) + self.edge_value(edge_features).view(-1, h, d)
         mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
         return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
+
+
+class MoleculeAttention(nn.Module):
+    """Multi-head attention of every atom over all atoms of its structure (TransIP-style, no cutoff).
+
+    Queries and keys carry rotary encodings of the atoms' positions (`Rotary3D`), so logits see
+    relative vectors; a learned per-head bias of the pair distance (radial basis, shared by the
+    layers) adds the invariant part. Cost is quadratic in the atoms of a structure: meant for
+    molecules. Structures are padded to the largest one of the batch; padding is masked out.
+
+    Shapes: x (B, n, D) padded tokens, positions (B, n, 3) Å, distance_basis (B, n, n, K),
+    mask (B, n) True for real atoms → (B, n, D).
+    """
+
+    def __init__(self, dim: int, heads: int, distance_basis: int):
+        super().__init__()
+        from mlip.nn.rotary import Rotary3D
+
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.rotary = Rotary3D(heads, self.head_dim)
+        self.distance_bias = nn.Linear(distance_basis, heads, bias=False)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, distance_basis: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        h, d = self.heads, self.head_dim
+        q, k, v = self.qkv(x).view(b, n, 3, h, d).unbind(2)                       # (B, n, H, d)
+        flat_positions = positions.reshape(b * n, 3)
+        q = self.rotary(q.reshape(b * n, h, d), flat_positions).view(b, n, h, d)
+        k = self.rotary(k.reshape(b * n, h, d), flat_positions).view(b, n, h, d)
+        logits = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(d)
+        logits = logits + self.distance_bias(distance_basis).permute(0, 3, 1, 2)   # (B, H, n, n)
+        logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
+        weights = torch.softmax(logits, dim=-1)
+        mixed = torch.einsum("bhij,bjhd->bihd", weights, v).reshape(b, n, h * d)
+        return self.out(mixed)
