@@ -154,6 +154,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summarise(rows: list[dict]) -> dict:
+    """Per size: every mode's force MAE over augmentation's, and the wall time each mode needed to reach
+    the equivariant model's final validation force MAE (None: never within the budget)."""
+    summary = {}
+    for size in sorted({r["size"] for r in rows}):
+        group = {r["mode"]: r for r in rows if r["size"] == size}
+        entry: dict = {}
+        if "augmented" in group:
+            base = group["augmented"]["test"]["all"]["force_mae_meV_A"]
+            entry["force_mae_over_augmented"] = {m: r["test"]["all"]["force_mae_meV_A"] / base for m, r in group.items()}
+        if "equivariant" in group and group["equivariant"]["valid_curve"]:
+            target = group["equivariant"]["valid_curve"][-1][3]
+            entry["seconds_to_equivariant_final_val_force"] = {
+                m: next((p[0] for p in r["valid_curve"] if p[3] <= target), None) for m, r in group.items()}
+        summary[str(size)] = entry
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
@@ -167,7 +185,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="suffix of the result name")
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--summarise", type=Path, metavar="RESULT_JSON", help="only print the tables of a result file")
     args = parser.parse_args()
+    if args.summarise:
+        saved = json.loads(args.summarise.read_text())["results"]
+        print(table(saved["rows"]))
+        print(json.dumps(summarise(saved["rows"]), indent=1))
+        return
     if any(size % len(MOLECULES) or not 0 < size <= 8000 for size in args.sizes):
         parser.error("sizes must be multiples of 8 between 8 and 8000")
     work = args.work or Path(tempfile.mkdtemp(prefix="mlip_scaling_"))
@@ -193,8 +217,10 @@ def main() -> None:
     write_result(result_name, {"sizes": args.sizes, "modes": args.modes, "minutes": None if args.epochs else args.minutes,
                                "epochs": args.epochs, "n_valid": data["n_valid"], "n_test": data["n_test"],
                                "options": {k: str(v) for k, v in vars(args).items()},
-                               "commands": {j[0]: j[1] for j in jobs}, "rows": rows, "plots": plots})
+                               "commands": {j[0]: j[1] for j in jobs}, "rows": rows, "plots": plots,
+                               "summary": summarise(rows)})
     print(table(rows))
+    print(json.dumps(summarise(rows), indent=1))
 
 
 if __name__ == "__main__":
