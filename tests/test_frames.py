@@ -130,3 +130,32 @@ def test_periodic_cells_are_refused(name):
 def test_molecule_attention_caps_atoms(aspirin):
     with pytest.raises(ValueError, match="max_atoms"):
         evaluate(make("molecule", max_atoms=10), aspirin, stress=False)
+
+
+def test_mlip_train_with_random_frames_gives_an_invariant_model(data_dir, tmp_path):
+    import mlip.export
+    from mlip.train.cli import main as train_main
+
+    run = tmp_path / "run"
+    train_main(["--run_dir", str(run), "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"),
+                "--data.cutoff", "4.0", "--data.batch_size", "10", "--model.model", "transformer_small",
+                "--model.model_options", '{"dim": 16, "heads": 2, "num_layers": 1, "frames": "O3", '
+                '"frame_sampling": "random"}', "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])
+    potential = mlip.export.load(run / "model.mlip", dtype=torch.float64)
+    frame = molecule(data_dir)
+    q = random_orthogonal(5, True)
+    base = evaluate(potential, frame, stress=False)
+    turned = evaluate(potential, moved(frame, frame.positions @ q.T), stress=False)
+    assert turned["energy"][0] == pytest.approx(base["energy"][0], rel=1e-12)
+    np.testing.assert_allclose(turned["forces"], base["forces"] @ q.T, atol=1e-9)
+
+
+def test_symmetry_objective_with_frames_is_refused(data_dir, tmp_path, capsys):
+    from mlip.train.cli import main as train_main
+
+    with pytest.raises(SystemExit, match="2"):
+        train_main(["--run_dir", str(tmp_path / "run"), "--data.train", str(data_dir / "rmd17_aspirin_train200.npz"),
+                    "--data.cutoff", "4.0", "--model.model", "transformer_small", "--model.model_options",
+                    '{"frames": "O3"}', "--model.symmetry_weight", "0.1", "--trainer.max_epochs", "1",
+                    "--trainer.enable_progress_bar", "false"])
+    assert "already exactly invariant" in capsys.readouterr().err

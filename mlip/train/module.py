@@ -116,6 +116,9 @@ class PotentialModule(pl.LightningModule):
             if dim is None:
                 raise ValueError(f"symmetry_weight > 0 needs a network with per-atom embeddings (architecture "
                                  f"'transformer'); model '{self.hparams.model}' has none")
+            if getattr(self.potential.network, "frames", None) is not None:
+                raise ValueError("symmetry_weight > 0 with frame averaging: the energy is already exactly invariant, "
+                                 "the objective has nothing to learn; set symmetry_weight 0 or drop frames")
             h = self.hparams
             self.symmetry = SymmetryObjective(dim, h.symmetry_projection_dim, h.symmetry_temperature,
                                               h.symmetry_level).to(getattr(torch, h.dtype))
