@@ -155,8 +155,9 @@ def table(rows: list[dict]) -> str:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per size: every mode's force MAE over augmentation's, and the wall time each mode needed to reach
-    the equivariant model's final validation force MAE (None: never within the budget)."""
+    """Per size: every mode's force MAE over augmentation's, the wall time each mode needed to reach the
+    equivariant model's final validation force MAE (None: never within the budget), and every mode's
+    validation force MAE after the number of epochs the slowest mode completed (equal epochs)."""
     summary = {}
     for size in sorted({r["size"] for r in rows}):
         group = {r["mode"]: r for r in rows if r["size"] == size}
@@ -168,6 +169,10 @@ def summarise(rows: list[dict]) -> dict:
             target = group["equivariant"]["valid_curve"][-1][3]
             entry["seconds_to_equivariant_final_val_force"] = {
                 m: next((p[0] for p in r["valid_curve"] if p[3] <= target), None) for m, r in group.items()}
+        common = min((r["valid_curve"][-1][1] for r in group.values() if r["valid_curve"]), default=None)
+        if common is not None:  # equal epochs, read off the curves: validation force MAE after the same epochs
+            entry["equal_epochs"] = {"epochs": common + 1, "val_force_mae": {
+                m: next(p[3] for p in r["valid_curve"] if p[1] == common) for m, r in group.items() if r["valid_curve"]}}
         summary[str(size)] = entry
     return summary
 

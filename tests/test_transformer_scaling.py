@@ -40,3 +40,4 @@ def test_summary_compares_with_augmentation_and_equivariant_curve():
     summary = summarise(rows)["1000"]
     assert summary["force_mae_over_augmented"]["frames"] == pytest.approx(0.8)
     assert summary["seconds_to_equivariant_final_val_force"] == {"augmented": None, "frames": 20, "equivariant": 30}
+    assert summary["equal_epochs"] == {"epochs": 2, "val_force_mae": {"augmented": 200, "frames": 90, "equivariant": 120}}
