@@ -44,12 +44,17 @@ def test_epochs_reshuffle_and_are_reproducible():
     assert list(sampler) != first and sorted(sampler) == sorted(first)
 
 
-def test_locality_keeps_shards_contiguous():
+def test_locality_mixes_a_window_of_shards_and_holds_no_more():
+    """Shards are consecutive input frames (often one molecule after another): each stretch of the
+    stream must mix `window` shards, and a stretch never needs more than `window` shards at once."""
     indices, shard_of = np.arange(64), np.arange(64) // 8
-    order = list(DistributedShardSampler(indices, shard_of, seed=5, locality=True))
-    shard_sequence = [i // 8 for i in order]
-    changes = sum(a != b for a, b in zip(shard_sequence, shard_sequence[1:]))
-    assert changes == 7
+    order = list(DistributedShardSampler(indices, shard_of, seed=5, locality=True, window=4))
+    shard_sequence = np.array([i // 8 for i in order])
+    for stretch in (shard_sequence[:32], shard_sequence[32:]):  # two windows of four shards
+        assert len(set(stretch.tolist())) == 4
+        assert len(set(stretch[:8].tolist())) >= 3  # mixed from the first batch on, not one shard after another
+    one_at_a_time = np.array([i // 8 for i in DistributedShardSampler(indices, shard_of, seed=5, window=1)])
+    assert sum(a != b for a, b in zip(one_at_a_time, one_at_a_time[1:])) == 7
 
 
 def test_dataset_locates_frames_across_shards(shards):

@@ -133,7 +133,8 @@ class ShardDataModule(pl.LightningDataModule):
                 whole: bool = False) -> DataLoader:
         replicas, rank = (1, 0) if whole else self._world()
         sampler = DistributedShardSampler(indices, dataset.shard_of(indices), replicas, rank,
-                                          shuffle=shuffle, seed=self.seed, locality=self.locality)
+                                          shuffle=shuffle, seed=self.seed, locality=self.locality,
+                                          window=dataset.max_cached_shards)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=GraphBatch.collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self.pin_memory)
