@@ -96,6 +96,14 @@ def command(mode: str, train: Path, valid: Path, run: Path, args: argparse.Names
             "--model.model_options", json.dumps(network), *extra]
 
 
+def trained_structures(run: Path, batch_size: int = 5) -> int:
+    """Structures seen in training: the last optimiser step of metrics.csv times the batch size."""
+    import csv
+
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "metrics.csv")) if r.get("step")]
+    return (max(steps) + 1) * batch_size if steps else 0
+
+
 def evaluate(model: Path, test: Path) -> dict:
     """Test errors (all molecules and per molecule), equivariance and inference cost of one model."""
     import ase.io
@@ -211,7 +219,7 @@ def main() -> None:
         curve = mlip_curve(folder)
         epochs = curve[-1][1] + 1 if curve else 0
         row = {"size": int(size), "mode": mode, **cost[name], "valid_curve": curve, "epochs": epochs,
-               "train_structures_per_s": epochs * int(size) / curve[-1][0] if curve else 0.0,
+               "train_structures_per_s": trained_structures(folder) / curve[-1][0] if curve else 0.0,
                "test": evaluate(folder / "model.mlip", data["test"])}
         rows.append(row)
         print(f"{name}: F MAE {row['test']['all']['force_mae_meV_A']:.1f} meV/Å, "
