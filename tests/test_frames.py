@@ -159,3 +159,18 @@ def test_symmetry_objective_with_frames_is_refused(data_dir, tmp_path, capsys):
                     '{"frames": "O3"}', "--model.symmetry_weight", "0.1", "--trainer.max_epochs", "1",
                     "--trainer.enable_progress_bar", "false"])
     assert "already exactly invariant" in capsys.readouterr().err
+
+
+def test_rotation_augmentation_defaults_to_networks_that_need_it():
+    from mlip.train.module import PotentialModule
+
+    def module(name=None, **options):
+        m = PotentialModule(model="transformer_small", **options)
+        m.potential = make(name) if name else build_potential("equivariant", ["H"], CUTOFF, channels=4, lmax=1)
+        return m
+
+    assert module("molecule").augments_rotations                 # transformer, not invariant: augmented
+    assert not module("neighbor-O3").augments_rotations          # frame averaging: exactly invariant
+    assert not module().augments_rotations                        # equivariant network
+    assert not module("molecule", rotation_augmentation=False).augments_rotations
+    assert module(rotation_augmentation=True).augments_rotations

@@ -121,6 +121,11 @@ class TransformerNetwork(nn.Module):
             padded = block(padded, coordinates, basis, mask)
         return padded[batch, slot]
 
+    @property
+    def rotation_invariant(self) -> bool:
+        """Exactly rotation invariant by construction: only with frame averaging."""
+        return self.frames is not None
+
     def _check(self, positions, batch, num_graphs, periodic) -> None:
         if positions is None:
             raise ValueError("this transformer needs the structure's positions (call it through mlip's Potential)")

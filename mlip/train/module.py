@@ -59,7 +59,10 @@ class PotentialModule(pl.LightningModule):
         plateau_factor: factor applied to lr on a plateau.
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
         rotation_augmentation: train on a randomly rotated copy of every structure (each step,
-            forces and stress rotated with it); for networks that are not equivariant by design.
+            forces and stress rotated with it). None (default): on exactly for networks that are
+            not rotation invariant by construction (`rotation_invariant = False`: the transformer
+            without frame averaging), the measured best setting for them at equal time
+            (`benchmarks.transformer_scaling`).
         symmetry_weight: weight of the learned-equivariance objective (`mlip.train.symmetry`,
             TransIP-style; transformer only); 0 turns it off.
         symmetry_warmup_epochs: epochs over which the objective's weight ramps up.
@@ -79,7 +82,7 @@ class PotentialModule(pl.LightningModule):
                  optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
                  weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
                  plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
-                 rotation_augmentation: bool = False, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
+                 rotation_augmentation: bool | None = None, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
                  symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
                  symmetry_level: str = "atom", symmetry_projection_dim: int = 32,
                  symmetry_stop_gradient: bool = False):
@@ -123,6 +126,15 @@ class PotentialModule(pl.LightningModule):
             self.symmetry = SymmetryObjective(dim, h.symmetry_projection_dim, h.symmetry_temperature,
                                               h.symmetry_level).to(getattr(torch, h.dtype))
 
+    @property
+    def augments_rotations(self) -> bool:
+        """Whether training steps see randomly rotated structures (`rotation_augmentation`, or by default
+        whether the network is not rotation invariant by construction)."""
+        chosen = self.hparams.rotation_augmentation
+        if chosen is None:
+            return not getattr(self.potential.network, "rotation_invariant", True)
+        return bool(chosen)
+
     def build_from_manifest(self, manifest: dict[str, Any]) -> Potential:
         options = load_preset(self.hparams.model)
         options.update(self.hparams.model_options or {})
@@ -154,6 +166,10 @@ class PotentialModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_start = time.perf_counter()
+        if self.augments_rotations:
+            rank_zero_info("rotation augmentation: every step sees randomly rotated structures"
+                           + (" (the network is not rotation invariant by construction)"
+                              if self.hparams.rotation_augmentation is None else ""))
 
     # ----- steps -----------------------------------------------------------------------------
     def _predict(self, batch: GraphBatch, create_graph: bool) -> dict[str, torch.Tensor]:
@@ -183,7 +199,7 @@ class PotentialModule(pl.LightningModule):
         dtype = getattr(torch, self.hparams.dtype)
         batch = batch.to(dtype=dtype)
         size = batch.num_graphs
-        if self.hparams.rotation_augmentation:
+        if self.augments_rotations:
             batch = batch.rotated(random_rotations(size, dtype, batch.positions.device))
         if self.symmetry is None:
             loss, parts = weighted_loss(self._predict(batch, create_graph=True), batch, self.weights)
