@@ -174,3 +174,24 @@ def test_rotation_augmentation_defaults_to_networks_that_need_it():
     assert not module().augments_rotations                        # equivariant network
     assert not module("molecule", rotation_augmentation=False).augments_rotations
     assert module(rotation_augmentation=True).augments_rotations
+
+
+@pytest.mark.parametrize("name", ["neighbor-O3", "molecule-O3", "molecule"])
+def test_atoms_and_dimers_give_finite_energies_and_forces(name):
+    """Degenerate covariance (one atom: all moments zero; a dimer: two zero moments)."""
+    potential = make(name)
+    for numbers, positions in [([8], [[0.0, 0.0, 0.0]]), ([1, 1], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]])]:
+        out = evaluate(potential, Frame(numbers=numbers, positions=np.array(positions), cell=np.zeros((3, 3)),
+                                        pbc=False), stress=False)
+        assert np.isfinite(out["energy"]).all() and np.isfinite(out["forces"]).all()
+
+
+def test_only_structure_modes_take_structure_inputs_so_the_plain_transformer_still_exports(tmp_path):
+    from mlip.export.compiled import export_energy_program
+
+    assert make("molecule").network.uses_structure and make("neighbor-O3").network.uses_structure
+    plain = build_potential("transformer", ["H", "O"], CUTOFF, **TINY).eval()
+    assert not plain.network.uses_structure
+    assert export_energy_program(plain, tmp_path / "plain.pt2").exists()
+    with pytest.raises(ValueError, match="whole structures"):
+        export_energy_program(make("neighbor-O3"), tmp_path / "frames.pt2")

@@ -59,13 +59,11 @@ class GaussianDistanceBasis(nn.Module):
 class TransformerNetwork(nn.Module):
     """Shapes: species (N,), edge_vectors (E, 3) Å, receivers/senders (E,), and with
     `positions` (N, 3) Å, `batch` (N,), `num_graphs`, `periodic` (B,) bool from the `Potential`
-    (`uses_structure`) → per-atom energies (N,).
+    (when `uses_structure`) → per-atom energies (N,).
 
     `embedding(...)` returns the per-atom token embeddings before the readout (N, dim), the
     space where a learned-equivariance objective acts (not with frame averaging, which needs none).
     """
-
-    uses_structure = True
 
     def __init__(self, num_species: int, cutoff: float, dim: int = 64, heads: int = 4, num_layers: int = 3,
                  num_basis: int = 8, avg_num_neighbors: float = 10.0, attention: str = "neighbor",
@@ -120,6 +118,13 @@ class TransformerNetwork(nn.Module):
         for block in self.blocks:
             padded = block(padded, coordinates, basis, mask)
         return padded[batch, slot]
+
+    @property
+    def uses_structure(self) -> bool:
+        """Whether the `Potential` must pass whole-structure inputs (positions, batch, periodicity):
+        molecule attention and frame averaging; the plain neighbour transformer needs edges only
+        (and so stays exportable with `export_energy_program`)."""
+        return self.attention_kind == "molecule" or self.frames is not None
 
     @property
     def rotation_invariant(self) -> bool:
