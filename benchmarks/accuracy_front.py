@@ -133,11 +133,15 @@ def variant_options(spec: str) -> tuple[str, dict]:
 
 
 def mlip_command(options: dict, data: dict, run: Path, seconds: float) -> list[str]:
-    """mlip-train for one variant; its "minutes" option, where given, replaces the common budget."""
+    """mlip-train for one variant; its "minutes" option, where given, replaces the common budget.
+
+    Keys "model.X" / "data.X" of the variant are passed as --model.X / --data.X (after the common
+    recipe, so they override it: e.g. {"data.batch_size": 2}); the other keys are model options.
+    """
     options = dict(options)
     seconds = float(options.pop("minutes", seconds / 60)) * 60
     preset = options.pop("preset", "equivariant_medium")
-    module = {k: options.pop(k) for k in list(options) if k.startswith("model.")}
+    module = {k: options.pop(k) for k in list(options) if k.startswith(("model.", "data."))}
     bin_ = Path(sys.executable).parent
     command = [str(bin_ / "mlip-train"), "--run_dir", str(run), "--data.train", str(data["files"]["train"]),
                "--data.val", str(data["files"]["valid"]),

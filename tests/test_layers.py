@@ -155,3 +155,16 @@ def test_path_linear_is_exactly_equivariant_and_mixes_paths():
     as_blocks(x)[0, 0].backward()  # output channel 0 of l = 0 depends on every l = 0 input, no other l
     n0 = 4 * paths_per_l[0]
     assert bool((x.grad[0, :n0] != 0).all()) and bool((x.grad[0, n0:] == 0).all())
+
+
+@pytest.mark.parametrize("kind", ["mlp", "spline"])
+def test_radial_weights_start_at_order_one_and_vanish_at_the_cutoff(kind):
+    """Both radials start with weights of order one over bonded distances (the MLP's default
+    torch initialisation shrank them ~100-fold) and go to zero at the cutoff."""
+    torch.manual_seed(0)
+    radial = RadialSettings(5.0, kind, 8, (64, 64)).build(224)
+    r = torch.linspace(1.0, 4.0, 512)
+    moment = radial(r).pow(2).mean().item()
+    assert 0.2 < moment < 5.0, moment
+    at_cutoff = radial(torch.tensor([5.0 - 1e-6])).abs().max().item()
+    assert at_cutoff < 1e-6 * max(1.0, radial(r).abs().max().item())

@@ -75,6 +75,9 @@ class BesselBasis(nn.Module):
         return math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies.to(r.dtype) * r) / r
 
 
+# 1 / sqrt(E[silu(z)²]) for z ~ N(0, 1): restores unit second moment after a SiLU
+SILU_SECOND_MOMENT_GAIN = 1.6790
+
 class BesselMLPRadial(nn.Module):
     """Bessel basis × polynomial envelope → bias-free SiLU MLP → weights (zero at the cutoff).
 
@@ -92,6 +95,20 @@ class BesselMLPRadial(nn.Module):
             if i < len(sizes) - 2:
                 layers.append(nn.SiLU())
         self.mlp = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Variance-preserving initialisation (as e3nn's normalised MLP that MACE uses): every
+        layer's output has about its input's second moment, so the weights start at order one
+        instead of shrinking threefold per layer under torch's default."""
+        linears = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
+        with torch.no_grad():  # the basis' second moment over distances spread from 0.2 r_cut to r_cut
+            r = torch.linspace(0.2 * self.basis.cutoff, self.basis.cutoff, 256, dtype=self.basis.frequencies.dtype)
+            basis_moment = (self.basis(r) * self.envelope(r).unsqueeze(-1)).pow(2).sum(-1).mean().item()
+            gains = [1.0 / basis_moment ** 0.5] + [SILU_SECOND_MOMENT_GAIN] * (len(linears) - 1)
+            for layer, gain in zip(linears, gains):
+                std = gain if layer is linears[0] else gain / layer.in_features ** 0.5
+                layer.weight.normal_(0.0, std)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.basis(r) * self.envelope(r).unsqueeze(-1))
