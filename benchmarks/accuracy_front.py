@@ -30,6 +30,8 @@ import argparse
 import csv
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,7 +174,21 @@ def launch(command: list[str], core: int, log: Path, timing: Path) -> subprocess
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     full = ["taskset", "-c", str(core), "/usr/bin/time", "-v", "-o", str(timing), *command]
     print(f"[core {core}] $ {' '.join(command)}", flush=True)
-    return subprocess.Popen(full, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    # its own process group, so that stopping the harness also stops children the job started (MACE's trainer)
+    return subprocess.Popen(full, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                            start_new_session=True)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to the process group of every job still running (then SIGKILL after 10 s)."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def resources(timing: Path) -> dict:
@@ -193,13 +209,19 @@ def run_jobs(jobs: list[tuple[str, list[str], Path]]) -> dict[str, dict]:
     for start in range(0, len(jobs), 2):
         running = []
         for core, (name, command, folder) in enumerate(jobs[start:start + 2]):
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder.exists():  # a finished run there would be resumed as "nothing to do", not retrained
+                print(f"{name}: removing the previous run in {folder}", flush=True)
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
             running.append((name, folder, launch(command, core, folder / "job.log", folder / "time.txt")))
-        for name, folder, process in running:
-            if process.wait() != 0:
-                raise SystemExit(f"{name} failed (exit {process.returncode}); see {folder / 'job.log'}")
-            done[name] = resources(folder / "time.txt")
-            print(f"{name}: {json.dumps(done[name])}", flush=True)
+        try:
+            for name, folder, process in running:
+                if process.wait() != 0:
+                    raise SystemExit(f"{name} failed (exit {process.returncode}); see {folder / 'job.log'}")
+                done[name] = resources(folder / "time.txt")
+                print(f"{name}: {json.dumps(done[name])}", flush=True)
+        finally:  # a failure, Ctrl-C or SIGTERM leaves no training running on its own
+            stop([process for _, _, process in running])
     return done
 
 
@@ -352,6 +374,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the split, runs and models here")
     parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that run_jobs stops its jobs
     if args.replot:
         saved = json.loads(args.replot.read_text())["results"]
         title = f"{saved['dataset']}: {saved['n_train']} training frames, {saved['minutes']:g} min per model, one core each"

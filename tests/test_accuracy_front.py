@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import ase.io
 import numpy as np
 import pytest
 
-from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_curve, mlip_command, prepare, time_to_reach,
-                                       variant_options)
+from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_curve, mlip_command, prepare, run_jobs,
+                                       time_to_reach, variant_options)
 
 
 def test_split_files_are_shared_and_disjoint(tmp_path, data_dir):
@@ -72,3 +73,31 @@ def test_variants_from_presets_and_json(tmp_path):
     assert command[command.index("--model.late_energy_weight") + 1] == "10"
     assert command[command.index("--trainer.max_time") + 1] == "00:00:01:30"
     assert float(command[command.index("--model.stress_weight") + 1]) > 0
+    # data.* options override the common recipe: the later flag wins in mlip-train's parser
+    _, options = variant_options('{"preset": "equivariant_medium", "data.batch_size": 2}')
+    command = mlip_command(options, data, tmp_path / "run", 90.0)
+    assert command[len(command) - 1 - command[::-1].index("--data.batch_size") + 1] == "2"
+    assert command[command.index("--model.model_options") + 1] == "{}"
+
+
+def test_a_rerun_replaces_the_previous_run_instead_of_resuming_it(tmp_path):
+    """mlip-train treats a finished run folder as done; the front must retrain, so it clears it."""
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "model.mlip").write_text("stale")
+    cost = run_jobs([("job", [sys.executable, "-c", "pass"], folder)])
+    assert not (folder / "model.mlip").exists() and (folder / "time.txt").exists()
+    assert cost["job"]["wall_s"] >= 0
+
+
+def test_a_failed_job_stops_its_partner(tmp_path):
+    """When one job of a pair fails, the other (and anything it started) does not run on alone."""
+    import time
+
+    marker = tmp_path / "partner_finished"
+    partner = f"import time, pathlib; time.sleep(30); pathlib.Path({str(marker)!r}).write_text('x')"
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="failed"):
+        run_jobs([("bad", [sys.executable, "-c", "import sys; sys.exit(2)"], tmp_path / "bad"),
+                  ("partner", [sys.executable, "-c", partner], tmp_path / "partner")])
+    assert time.monotonic() - started < 20 and not marker.exists()
