@@ -78,6 +78,7 @@ class BesselBasis(nn.Module):
 # 1 / sqrt(E[silu(z)²]) for z ~ N(0, 1): restores unit second moment after a SiLU
 SILU_SECOND_MOMENT_GAIN = 1.6790
 
+
 class BesselMLPRadial(nn.Module):
     """Bessel basis × polynomial envelope → bias-free SiLU MLP → weights (zero at the cutoff).
 
