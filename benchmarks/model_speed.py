@@ -15,10 +15,7 @@ energy+forces call on a prebuilt graph (graph building reported apart), and peak
 the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round counts.
 Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers); a radial
 name ending in "+compile" (e.g. "mlp+compile:float32") runs the network under torch.compile
-(`mlip.export.compiled.compile_potential`, compiled before the timed calls); "+table" (e.g.
-"mlp+table:float32", as `MLIPCalculator` and the torch-sim model run by default) interpolates
-the radial functions from cubic tables (`Potential.tabulate_radials`); both may be combined
-("mlp+table+compile").
+(`mlip.export.compiled.compile_potential`, compiled before the timed calls).
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ from pathlib import Path
 from benchmarks.common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = [("mlp+table", "float32"), ("mlp", "float32"), ("spline", "float32"), ("mlp+table", "float64"),
-            ("mlp", "float64")]
+VARIANTS = [("spline", "float32"), ("mlp", "float32"), ("spline", "float64"), ("mlp", "float64")]
 
 
 def run_one(system: str, radial: str, dtype_name: str) -> dict:
@@ -51,8 +47,6 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     atoms = systems()[system] if system in ("aspirin",) else systems((int(system[2:]),))[system]
     compiled = radial.endswith("+compile")
     radial = radial.removesuffix("+compile")
-    tabulated = radial.endswith("+table")
-    radial = radial.removesuffix("+table")
     if radial == "transformer":
         options = load_preset("transformer_small")
         options.update(avg_num_neighbors=20.0)
@@ -63,7 +57,6 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     torch.manual_seed(0)
     elements = sorted(set(atoms.numbers.tolist()))
     potential = build_potential(elements=elements, cutoff=5.0, dtype=dtype, **options).eval()
-    potential.tabulate_radials(tabulated)
     frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc)
     start = time.perf_counter()
     batch = GraphBatch.from_frames([frame], 5.0).to(dtype=dtype)
@@ -76,8 +69,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
             potential(batch, forces=True)["forces"].sum().item()
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
-    model = ((radial if radial == "transformer" else f"equivariant-{radial}") + ("+table" if tabulated else "")
-             + ("+compile" if compiled else ""))
+    model = (radial if radial == "transformer" else f"equivariant-{radial}") + ("+compile" if compiled else "")
     return {"package": "mlip", "model": model, "dtype": dtype_name, "system": system,
             "atoms": len(atoms), "edges": int(batch.receivers.numel()), "ms_per_call": seconds * 1e3,
             "us_per_atom": seconds * 1e6 / len(atoms), "graph_ms": graph_ms,

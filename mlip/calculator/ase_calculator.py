@@ -34,8 +34,6 @@ class MLIPCalculator(Calculator):
         skin: Å added to the cutoff for the kept neighbour list (0 rebuilds every call).
         compile: run the network under torch.compile (`mlip.export.compiled.compile_potential`;
             the first calls compile, later ones are faster on large structures).
-        tabulate: radial functions interpolate from cubic tables (`Potential.tabulate_radials`):
-            faster, about 1e-7 relative from the exact functions; False evaluates them exactly.
 
     Stress is given for every cell with a volume and at least one periodic direction (bulk and
     slabs, so that in-plane cell filters work); molecules without a cell get none. `todict()`
@@ -49,8 +47,7 @@ class MLIPCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(self, model: str | Path | Potential, device: str | torch.device = "cpu",
-                 dtype: torch.dtype | str | None = None, skin: float = 0.5, compile: bool = False,
-                 tabulate: bool = True, **kwargs):
+                 dtype: torch.dtype | str | None = None, skin: float = 0.5, compile: bool = False, **kwargs):
         super().__init__(**kwargs)
         dtype = resolve_dtype(dtype)
         if isinstance(model, (str, Path)):
@@ -59,7 +56,6 @@ class MLIPCalculator(Calculator):
             self.parameters.update(model=str(model), model_sha256=file_sha256(model))
             model = load(model, dtype=dtype, device=device)
         self.potential = model.to(device=device, dtype=dtype or model.dtype).eval()
-        self.potential.tabulate_radials(tabulate)
         if compile:
             from mlip.export.compiled import compile_potential
 
@@ -68,7 +64,7 @@ class MLIPCalculator(Calculator):
         self.dtype = self.potential.dtype
         self.neighbors = VerletNeighborList(self.potential.cutoff, skin)
         self.parameters.update(device=str(self.device), dtype=str(self.dtype).removeprefix("torch."), skin=skin,
-                               compile=bool(compile), tabulate=bool(tabulate))
+                               compile=bool(compile))
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)

@@ -43,13 +43,11 @@ class MLIPModel(ModelInterface):
         compute_stress: also return the stress (needed by cell optimisers and NPT).
         compute_forces: return forces (always computed: they are the energy's gradient).
         compile: run the network under torch.compile (`mlip.export.compiled.compile_potential`).
-        tabulate: radial functions interpolate from cubic tables (`Potential.tabulate_radials`):
-            faster, about 1e-7 relative from the exact functions; False evaluates them exactly.
     """
 
     def __init__(self, model: Potential | str | Path, device: str | torch.device | None = None,
                  dtype: torch.dtype | None = None, compute_stress: bool = True, compute_forces: bool = True,
-                 compile: bool = False, tabulate: bool = True):
+                 compile: bool = False):
         super().__init__()
         if isinstance(model, (str, Path)):
             from mlip.export import load
@@ -58,7 +56,6 @@ class MLIPModel(ModelInterface):
         self.potential = model.to(device=device or model.device, dtype=dtype or model.dtype).eval()
         for parameter in self.potential.parameters():
             parameter.requires_grad_(False)
-        self.potential.tabulate_radials(tabulate)
         if compile:
             from mlip.export.compiled import compile_potential
 

@@ -27,10 +27,6 @@ def stress_from_strain_gradient(gradient: torch.Tensor, cell: torch.Tensor) -> t
     return gradient / volume[:, None, None]
 
 
-# cubic pieces per radial table (`Potential.tabulate_radials`): h = r_cut / 2048 ≈ 2.4 mÅ at 5 Å
-DEFAULT_TABLE_INTERVALS = 2048
-
-
 class UnknownElementError(ValueError):
     """The structure holds an element the potential was not trained on."""
 
@@ -139,21 +135,6 @@ class Potential(nn.Module):
             if stress:
                 out["stress"] = stress_from_strain_gradient(grads[-1], batch.cell)
         return out
-
-    def tabulate_radials(self, enabled: bool = True, intervals: int = DEFAULT_TABLE_INTERVALS) -> "Potential":
-        """For inference: every radial function (`mlip.nn.radial.Radial`) interpolates from a cubic
-        Hermite table of `intervals` pieces (`enabled=False`: the exact functions again). Energies move by
-        the interpolation error (about 1e-7 relative with the default; `tests/test_radial_table.py`),
-        forces stay their exact derivatives; the saved weights are untouched. Returns self."""
-        from mlip.nn.radial import Radial
-
-        for module in self.modules():
-            if isinstance(module, Radial):
-                if enabled:
-                    module.tabulate(intervals)
-                else:
-                    module.untabulate()
-        return self
 
     def embed(self, batch: GraphBatch) -> torch.Tensor:
         """The network's per-atom embeddings (N, D) of `batch`, without energies or forces."""

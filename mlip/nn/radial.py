@@ -5,10 +5,6 @@ distance with its own learnable linear coefficients for every path and channel, 
 layer. The basis here is uniform cubic B-splines whose supports end at the cutoff, so every
 weight goes to zero there with two vanishing derivatives and no envelope is needed.
 `BesselMLPRadial` is the NequIP/MACE reference: Bessel functions times an envelope, then an MLP.
-
-Both are `Radial`s: for inference they can be tabulated (`Radial.tabulate`), i.e. replaced by a
-piecewise-cubic Hermite interpolant on a fine uniform grid (values and exact derivatives at
-the knots), which costs one row lookup and three multiply-adds per weight instead of the MLP.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import torch
 from torch import nn
 
 from mlip.nn.cutoff import PolynomialEnvelope
-from mlip.nn.radial_table import evaluate_table, hermite_table
 
 
 def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
@@ -51,74 +46,7 @@ class BSplineBasis(nn.Module):
         return cubic_bspline(r.unsqueeze(-1) / h - self.starts.to(r.dtype))
 
 
-class Radial(nn.Module):
-    """A radial function r (E,) Å → (E, weight_numel) that vanishes at and beyond the cutoff.
-
-    Subclasses implement `evaluate`. `tabulate(intervals)` switches `forward` to a C¹ cubic
-    Hermite interpolant of `evaluate` on `intervals` uniform intervals of [0, r_cut], built in
-    float64 from the values and exact derivatives at the knots (`mlip.nn.radial_table`):
-    energies stay smooth and forces stay their exact derivatives, at interpolation error
-    O(h⁴) (measured in `tests/test_radial_table.py`). The table is derived state: it is not
-    saved, is rebuilt when the module changes dtype or device or loads weights, and is
-    dropped by `train()`, so a tabulated module can never train on a stale copy.
-    """
-
-    cutoff: float
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.table_intervals = 0
-        self.register_buffer("table", None, persistent=False)
-
-    def evaluate(self, r: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
-        if self.table is None:
-            return self.evaluate(r)
-        return evaluate_table(self.table, r, self.cutoff)
-
-    def tabulate(self, intervals: int = 1024) -> "Radial":
-        """Interpolate from a table of `intervals` cubic pieces from now on (inference only)."""
-        if self.training:
-            raise RuntimeError("tabulate() is for inference: call eval() first")
-        self.table_intervals = int(intervals)
-        self._build_table()
-        return self
-
-    def untabulate(self) -> "Radial":
-        """Back to evaluating the function itself."""
-        self.table_intervals, self.table = 0, None
-        return self
-
-    def _build_table(self) -> None:
-        """The table from the current weights, evaluated in float64, stored in the weights' dtype."""
-        self.table = None  # so that forward evaluates the function itself
-        state = dict(self.named_parameters()) | dict(self.named_buffers())
-        like = next(iter(state.values()))
-        exact = {name: tensor.detach().to(torch.float64) for name, tensor in state.items()}
-        table = hermite_table(lambda r: torch.func.functional_call(self, exact, (r,)), self.cutoff,
-                              self.table_intervals, device=like.device)
-        self.table = table.to(like.dtype)
-
-    def train(self, mode: bool = True) -> "Radial":
-        if mode:
-            self.untabulate()
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):  # .to(dtype/device): rebuild from the converted weights
-        super()._apply(fn, recurse)
-        if self.table_intervals:
-            self._build_table()
-        return self
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        if self.table_intervals:
-            self._build_table()
-
-
-class SplineRadial(Radial):
+class SplineRadial(nn.Module):
     """Per-path, per-channel spline in r: weights = B(r) @ C, C of shape (K, weight_numel).
 
     Shapes: r (E,) Å → (E, weight_numel).
@@ -126,12 +54,11 @@ class SplineRadial(Radial):
 
     def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8):
         super().__init__()
-        self.cutoff = float(cutoff)
         self.basis = BSplineBasis(cutoff, num_basis)
         # Σ_k B_k(r)² ≈ 0.48 inside the grid: scale so that the weights start with unit variance.
         self.coefficients = nn.Parameter(torch.randn(num_basis, weight_numel) / math.sqrt(0.48))
 
-    def evaluate(self, r: torch.Tensor) -> torch.Tensor:
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
         return self.basis(r) @ self.coefficients
 
 
@@ -152,7 +79,7 @@ class BesselBasis(nn.Module):
 SILU_SECOND_MOMENT_GAIN = 1.6790
 
 
-class BesselMLPRadial(Radial):
+class BesselMLPRadial(nn.Module):
     """Bessel basis × polynomial envelope → bias-free SiLU MLP → weights (zero at the cutoff).
 
     Shapes: r (E,) Å → (E, weight_numel).
@@ -160,7 +87,6 @@ class BesselMLPRadial(Radial):
 
     def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8, hidden: tuple[int, ...] = (64, 64)):
         super().__init__()
-        self.cutoff = float(cutoff)
         self.basis = BesselBasis(cutoff, num_basis)
         self.envelope = PolynomialEnvelope(cutoff)
         sizes = [num_basis, *hidden, weight_numel]
@@ -185,7 +111,7 @@ class BesselMLPRadial(Radial):
                 std = gain if layer is linears[0] else gain / layer.in_features ** 0.5
                 layer.weight.normal_(0.0, std)
 
-    def evaluate(self, r: torch.Tensor) -> torch.Tensor:
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.basis(r) * self.envelope(r).unsqueeze(-1))
 
 
@@ -207,7 +133,7 @@ class RadialSettings:
             raise ValueError(f"radial must be 'spline' or 'mlp', got '{self.kind}'")
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
-    def build(self, weight_numel: int) -> Radial:
+    def build(self, weight_numel: int) -> nn.Module:
         """A radial module r (E,) Å → (E, weight_numel), zero at the cutoff."""
         if self.kind == "spline":
             return SplineRadial(self.cutoff, weight_numel, self.num_basis)
