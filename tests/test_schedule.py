@@ -37,6 +37,14 @@ def test_cosine_factor_runs_from_one_to_the_final_factor():
     assert all(b < a for a, b in zip(values, values[1:]))
 
 
+def test_a_late_decay_keeps_the_lr_until_its_start():
+    assert [cosine_factor(f, 0.02, start=0.6) for f in (0.0, 0.3, 0.6)] == [1.0, 1.0, 1.0]
+    assert cosine_factor(0.8, 0.02, start=0.6) == pytest.approx(cosine_factor(0.5, 0.02))  # halfway through the decay
+    assert cosine_factor(1.0, 0.02, start=0.6) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="within the budget"):
+        cosine_factor(0.5, 0.02, start=1.0)
+
+
 def test_budget_schedule_decays_lr_over_max_epochs(data_dir, tmp_path):
     run = tmp_path / "run"
     main(_args(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "3",

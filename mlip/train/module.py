@@ -55,6 +55,8 @@ class PotentialModule(pl.LightningModule):
             (cosine from lr to lr·lr_final_factor over the budget: max_steps, max_epochs or max_time,
             whichever ends first; stepped every optimizer step) or "none".
         lr_final_factor: the "budget" schedule's last lr as a fraction of lr.
+        lr_decay_start: fraction of the budget where the "budget" schedule starts its decay (the lr
+            is constant before): 0 decays from the first step.
         plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr.
         plateau_factor: factor applied to lr on a plateau.
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
@@ -80,7 +82,7 @@ class PotentialModule(pl.LightningModule):
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, late_start_fraction: float | None = None,
                  optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
-                 weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
+                 lr_decay_start: float = 0.0, weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
                  plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
                  rotation_augmentation: bool | None = None, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
                  symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
@@ -93,6 +95,8 @@ class PotentialModule(pl.LightningModule):
             raise ValueError(f"scheduler must be 'plateau', 'cosine', 'budget' or 'none', got '{scheduler}'")
         if not 0.0 <= lr_final_factor <= 1.0:
             raise ValueError(f"lr_final_factor must be between 0 and 1, got {lr_final_factor}")
+        if not 0.0 <= lr_decay_start < 1.0:
+            raise ValueError(f"lr_decay_start must be in [0, 1), got {lr_decay_start}")
         if late_start_fraction is not None and not 0.0 <= late_start_fraction <= 1.0:
             raise ValueError(f"late_start_fraction must be between 0 and 1, got {late_start_fraction}")
         if dtype not in ("float32", "float64"):
@@ -265,7 +269,7 @@ class PotentialModule(pl.LightningModule):
         if h.scheduler == "budget" or h.late_start_fraction is not None:
             fraction = budget_fraction(self.trainer, batch_idx) or 0.0
             if h.scheduler == "budget":
-                factor = cosine_factor(fraction, h.lr_final_factor)
+                factor = cosine_factor(fraction, h.lr_final_factor, h.lr_decay_start)
             if (h.late_start_fraction is not None and h.late_energy_weight is not None
                     and fraction >= h.late_start_fraction and self.weights.energy != h.late_energy_weight):
                 self.use_late_weights()

@@ -27,7 +27,11 @@ def budget_fraction(trainer: Any, batch_idx: int = 0) -> float | None:
     return min(max(fractions), 1.0) if fractions else None
 
 
-def cosine_factor(fraction: float, final_factor: float) -> float:
-    """Cosine decay from 1 at fraction 0 to `final_factor` at fraction 1 (the lr multiplier)."""
-    fraction = min(max(fraction, 0.0), 1.0)
+def cosine_factor(fraction: float, final_factor: float, start: float = 0.0) -> float:
+    """The lr multiplier: 1 until fraction `start` of the budget, then a cosine decay to
+    `final_factor` at fraction 1 (start 0: decay from the first step; start 0.6: constant for
+    60 % of the budget, then decay, a "warmup-stable-decay" schedule)."""
+    if not 0.0 <= start < 1.0:
+        raise ValueError(f"the decay must start within the budget (0 <= start < 1), got {start}")
+    fraction = min(max((fraction - start) / (1.0 - start), 0.0), 1.0)
     return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * fraction))
