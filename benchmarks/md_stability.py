@@ -4,16 +4,19 @@
         --mace-python .bench/mace/bin/python --structure ../shared/data/acac/test_MD_300K.xyz \
         --temperatures 600 1200 --ps 10 --name acac
 
-Each (package, temperature) run starts from the first frame of `--structure` with
-Maxwell-Boltzmann velocities (seed 0) and integrates Langevin dynamics (ASE, 0.5 fs,
-friction 0.01/fs). Every 10 steps it checks the bonds of the starting structure (`BondWatch`):
+Each (model, temperature, seed) run starts from the first frame of `--structure` with
+Maxwell-Boltzmann velocities (seed s draws velocities from rng 2s and the thermostat's noise
+from rng 2s + 1; `--seeds N` runs s = 0 … N−1, since one trajectory says little about a
+rare event) and integrates Langevin dynamics (ASE, 0.5 fs, friction 0.01/fs). Every 10 steps it checks the bonds of the starting structure (`BondWatch`):
 the run fails when a heavy-atom bond (closer than 1.2 × the sum of covalent radii at the
 start) stretches beyond 1.6× its starting length, when a hydrogen's nearest heavy atom
 (whichever it is: proton transfer is allowed and counted) is beyond 1.6× its starting X–H
 length, or when any two atoms come within 0.6 Å. Reports the time to failure (or the full
 length), steps per second and the mean temperature. mlip runs in this process' environment,
 MACE through the same file run by the MACE venv's python (`--worker`), pinned to its own core
-with one thread; the two packages run side by side.
+with one thread; the two packages run side by side. Several `--mlip-model`s (e.g. with and
+without the ZBL prior) each get a worker; workers share the cores round-robin (steps/s are
+comparable only between workers that had a core to themselves).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class BondWatch:
                 "broken": stretch > self.limit or closest < 0.6}
 
 
-def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_fs: float = 0.5) -> dict:
+def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_fs: float = 0.5, seed: int = 0) -> dict:
     """Langevin MD until the end or the first broken bond / collision; returns the failure time and speed."""
     from ase import units
     from ase.md.langevin import Langevin
@@ -80,9 +83,9 @@ def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_f
     atoms = atoms.copy()
     atoms.calc = calculator
     watch = BondWatch(atoms)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(0))
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(2 * seed))
     dynamics = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature, friction=0.01 / units.fs,
-                        rng=np.random.default_rng(1))
+                        rng=np.random.default_rng(2 * seed + 1))
     steps, failure, temperatures, transfer_steps = int(round(picoseconds * 1000 / timestep_fs)), None, [], 0
     start = time.perf_counter()
     for step in range(0, steps, 10):
@@ -95,13 +98,14 @@ def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_f
             break
     seconds = time.perf_counter() - start
     done = failure["step"] if failure else steps
-    return {"temperature_K": temperature, "planned_ps": picoseconds, "stable_ps": done * timestep_fs / 1000,
+    return {"temperature_K": temperature, "seed": seed, "planned_ps": picoseconds, "stable_ps": done * timestep_fs / 1000,
             "failed": failure is not None, "failure": failure, "steps_per_s": done / seconds,
             "mean_temperature_K": float(np.mean(temperatures)),
             "fraction_of_time_a_proton_is_transferred": transfer_steps / max(done, 1)}
 
 
-def worker(package: str, model: str, structure: str, temperatures: list[float], picoseconds: float) -> list[dict]:
+def worker(package: str, model: str, structure: str, temperatures: list[float], picoseconds: float,
+           seeds: int = 1) -> list[dict]:
     import ase.io
     import torch
 
@@ -115,36 +119,38 @@ def worker(package: str, model: str, structure: str, temperatures: list[float], 
 
         calculator = MLIPCalculator(model, dtype=torch.float64)
     atoms = ase.io.read(structure, 0)
-    return [{"package": package, "model": model, **run_md(calculator, atoms, t, picoseconds)} for t in temperatures]
+    return [{"package": package, "model": model, **run_md(calculator, atoms, t, picoseconds, seed=seed)}
+            for t in temperatures for seed in range(seeds)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlip-model", required=True)
+    parser.add_argument("--mlip-model", required=True, nargs="+", help="one or more mlip model files")
     parser.add_argument("--mace-model")
     parser.add_argument("--mace-python")
     parser.add_argument("--structure", required=True, help="starting structure (first frame)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[600.0, 1200.0])
     parser.add_argument("--ps", type=float, default=10.0, help="length of each run (ps)")
+    parser.add_argument("--seeds", type=int, default=1, help="trajectories per model and temperature")
     parser.add_argument("--name", default="md")
     parser.add_argument("--worker", choices=["mlip", "mace"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        model = args.mlip_model if args.worker == "mlip" else args.mace_model
-        print(json.dumps(worker(args.worker, model, args.structure, args.temperatures, args.ps)))
+        model = args.mlip_model[0] if args.worker == "mlip" else args.mace_model
+        print(json.dumps(worker(args.worker, model, args.structure, args.temperatures, args.ps, args.seeds)))
         return
     from benchmarks.common import write_result
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    common = ["--mlip-model", args.mlip_model, "--structure", args.structure, "--ps", str(args.ps),
+    common = ["--structure", args.structure, "--ps", str(args.ps), "--seeds", str(args.seeds),
               "--temperatures", *map(str, args.temperatures)]
-    jobs = [("mlip", sys.executable, 0)]
+    jobs = [("mlip", sys.executable, ["--mlip-model", model]) for model in args.mlip_model]
     if args.mace_python and args.mace_model:
-        jobs.append(("mace", args.mace_python, 1))
-        common += ["--mace-model", args.mace_model]
-    processes = [subprocess.Popen(["taskset", "-c", str(core), python, str(Path(__file__).resolve()), *common,
-                                   "--worker", package], stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
-                 for package, python, core in jobs]
+        jobs.append(("mace", args.mace_python, ["--mlip-model", args.mlip_model[0], "--mace-model", args.mace_model]))
+    cores = os.cpu_count() or 1
+    processes = [subprocess.Popen(["taskset", "-c", str(i % cores), python, str(Path(__file__).resolve()), *common,
+                                   *models, "--worker", package], stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
+                 for i, (package, python, models) in enumerate(jobs)]
     rows = []
     for process in processes:
         out, _ = process.communicate()
@@ -152,7 +158,8 @@ def main() -> None:
             raise SystemExit(f"an MD worker failed (exit {process.returncode})")
         rows += json.loads(out.strip().splitlines()[-1])
     for row in rows:
-        print(f"{row['package']:5s} {row['temperature_K']:6.0f} K: stable {row['stable_ps']:.2f} of "
+        print(f"{row['package']:5s} {Path(row['model']).parent.name:>20s} {row['temperature_K']:6.0f} K seed "
+              f"{row['seed']}: stable {row['stable_ps']:.2f} of "
               f"{row['planned_ps']:g} ps{' (failed)' if row['failed'] else ''}, {row['steps_per_s']:.0f} steps/s")
     write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows,
                                                "protocol": "Langevin 0.5 fs, friction 0.01/fs; heavy-atom bonds "

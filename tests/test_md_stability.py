@@ -38,3 +38,15 @@ def test_stretched_heavy_bond_and_collision_break():
     collided.positions[4] = collided.positions[2] + [0.5, 0.0, 0.0]
     state = watch.check(collided)
     assert state["broken"] and state["closest_pair_A"] < 0.6
+
+
+def test_seeds_give_reproducible_and_distinct_trajectories():
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from benchmarks.md_stability import run_md
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    runs = [run_md(EMT(), atoms, 300.0, 0.01, seed=seed) for seed in (0, 0, 1)]
+    assert [r["seed"] for r in runs] == [0, 0, 1] and not any(r["failed"] for r in runs)
+    assert runs[0]["mean_temperature_K"] == runs[1]["mean_temperature_K"] != runs[2]["mean_temperature_K"]
