@@ -158,7 +158,7 @@ def main() -> None:
             raise SystemExit(f"an MD worker failed (exit {process.returncode})")
         rows += json.loads(out.strip().splitlines()[-1])
     for row in rows:
-        print(f"{row['package']:5s} {Path(row['model']).parent.name:>20s} {row['temperature_K']:6.0f} K seed "
+        print(f"{row['package']:5s} {row['model']:>40s} {row['temperature_K']:6.0f} K seed "
               f"{row['seed']}: stable {row['stable_ps']:.2f} of "
               f"{row['planned_ps']:g} ps{' (failed)' if row['failed'] else ''}, {row['steps_per_s']:.0f} steps/s")
     write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows,
