@@ -119,8 +119,14 @@ def worker(package: str, model: str, structure: str, temperatures: list[float], 
 
         calculator = MLIPCalculator(model, dtype=torch.float64)
     atoms = ase.io.read(structure, 0)
-    return [{"package": package, "model": model, **run_md(calculator, atoms, t, picoseconds, seed=seed)}
-            for t in temperatures for seed in range(seeds)]
+    rows = []
+    for temperature in temperatures:
+        for seed in range(seeds):
+            rows.append({"package": package, "model": model, **run_md(calculator, atoms, temperature, picoseconds,
+                                                                      seed=seed)})
+            print(f"[{package} {Path(model).name}] {temperature:.0f} K seed {seed}: stable {rows[-1]['stable_ps']:.2f} "
+                  f"ps", file=sys.stderr, flush=True)  # progress; the result goes to stdout at the end
+    return rows
 
 
 def main() -> None:
