@@ -134,7 +134,8 @@ def variant_options(spec: str) -> tuple[str, dict]:
     return name, options
 
 
-def mlip_command(options: dict, data: dict, run: Path, seconds: float) -> list[str]:
+def mlip_command(options: dict, data: dict, run: Path, seconds: float, stress_weight: float = STRESS_WEIGHT
+                 ) -> list[str]:
     """mlip-train for one variant; its "minutes" option, where given, replaces the common budget.
 
     Keys "model.X" / "data.X" of the variant are passed as --model.X / --data.X (after the common
@@ -151,7 +152,7 @@ def mlip_command(options: dict, data: dict, run: Path, seconds: float) -> list[s
                "--data.batch_size", "5", "--data.val_batch_size", "10",
                "--model.model", preset, "--model.model_options", json.dumps(options), "--model.lr", "0.01",
                "--model.forces_weight", "100", "--model.energy_weight", "1", "--model.plateau_patience", "50",
-               "--model.stress_weight", str(STRESS_WEIGHT if data["stress"] else 0.0),
+               "--model.stress_weight", str(stress_weight if data["stress"] else 0.0),
                "--ema_decay", "0.99", "--trainer.max_epochs", "100000",
                "--trainer.max_time", lightning_max_time(seconds / 60), "--trainer.enable_progress_bar", "false",
                "--trainer.enable_model_summary", "false", "--checkpoint_every_n_steps", "1000"]
@@ -160,12 +161,13 @@ def mlip_command(options: dict, data: dict, run: Path, seconds: float) -> list[s
     return command
 
 
-def mace_command(python: str, data: dict, run: Path, seconds: float) -> list[str]:
+def mace_command(python: str, data: dict, run: Path, seconds: float, stress_weight: float = STRESS_WEIGHT
+                 ) -> list[str]:
     e0s = "{" + ", ".join(f"{z}: {e!r}" for z, e in data["e0s"].items()) + "}"
     command = [python, str(MACE_SCRIPTS / "train_for.py"), str(run), str(data["files"]["train"]),
                str(data["files"]["valid"]), str(seconds), "--E0s", e0s]
     if data["stress"]:
-        command += ["--stress_key", "REF_stress", "--stress_weight", str(STRESS_WEIGHT), "--compute_stress", "True",
+        command += ["--stress_key", "REF_stress", "--stress_weight", str(stress_weight), "--compute_stress", "True",
                     "--loss", "stress"]
     return command
 
@@ -370,6 +372,8 @@ def main() -> None:
                              "option}; 'minutes' gives that variant its own budget (e.g. 4 to test time-to-target)")
     parser.add_argument("--mace-python", help="python of the MACE venv (../shared/bench/mace/setup.sh)")
     parser.add_argument("--n-valid", type=int, default=50, help="validation frames (at most 10%% of the training set)")
+    parser.add_argument("--stress-weight", type=float, default=STRESS_WEIGHT,
+                        help="loss weight of the stress MSE, (eV/Å³)², on both sides where stresses are labelled")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the split, runs and models here")
     parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
@@ -395,10 +399,11 @@ def main() -> None:
           f"E0s {data['e0s']}; stress {data['stress']}", flush=True)
     seconds = args.minutes * 60
     variants = [variant_options(v) for v in args.variants]
-    jobs = [(n, mlip_command(o, data, work / "mlip" / n.replace("/", "_"), seconds),
+    jobs = [(n, mlip_command(o, data, work / "mlip" / n.replace("/", "_"), seconds, args.stress_weight),
              work / "mlip" / n.replace("/", "_")) for n, o in variants]
     if args.mace_python:
-        jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds), work / "mace"))
+        jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds, args.stress_weight),
+                        work / "mace"))
     cost = run_jobs(jobs)
 
     import ase.io
@@ -436,7 +441,8 @@ def main() -> None:
     write_result(result_name, {"minutes": args.minutes, "dataset": name, "train": [str(p) for p in train],
                                "tests": {k: str(v) for k, v in data["tests"].items()}, "e0s": data["e0s"],
                                "n_train": data["n_train"], "n_valid": data["n_valid"], "stress": data["stress"],
-                               "recipe": "batch 5, AMSGrad lr 0.01, EMA 0.99, E/atom + 100 F (+ 10 stress), float32",
+                               "recipe": f"batch 5, AMSGrad lr 0.01, EMA 0.99, E/atom + 100 F (+ {args.stress_weight:g} "
+                                         "stress), float32",
                                "commands": {j[0]: j[1] for j in jobs}, "rows": rows, "plot": str(png)})
     print(format_table(rows))
 

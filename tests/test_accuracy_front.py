@@ -9,8 +9,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_curve, mlip_command, prepare, run_jobs,
-                                       time_to_reach, variant_options)
+from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_command, mace_curve, mlip_command, prepare,
+                                       run_jobs, time_to_reach, variant_options)
 
 
 def test_split_files_are_shared_and_disjoint(tmp_path, data_dir):
@@ -78,6 +78,16 @@ def test_variants_from_presets_and_json(tmp_path):
     command = mlip_command(options, data, tmp_path / "run", 90.0)
     assert command[len(command) - 1 - command[::-1].index("--data.batch_size") + 1] == "2"
     assert command[command.index("--model.model_options") + 1] == "{}"
+
+
+def test_the_stress_weight_is_the_same_on_both_sides(tmp_path):
+    data = {"files": {"train": tmp_path / "t.xyz", "valid": tmp_path / "v.xyz"}, "stress": True, "e0s": {14: -5.0}}
+    ours = mlip_command({"preset": "equivariant_medium"}, data, tmp_path / "run", 90.0, stress_weight=100.0)
+    theirs = mace_command("python", data, tmp_path / "mace", 90.0, stress_weight=100.0)
+    assert float(ours[ours.index("--model.stress_weight") + 1]) == float(theirs[theirs.index("--stress_weight") + 1]) == 100
+    data["stress"] = False  # unlabelled data: no stress term on either side
+    assert float(mlip_command({}, data, tmp_path / "run", 90.0, 100.0)[ours.index("--model.stress_weight") + 1]) == 0
+    assert "--stress_weight" not in mace_command("python", data, tmp_path / "mace", 90.0, 100.0)
 
 
 def test_a_rerun_replaces_the_previous_run_instead_of_resuming_it(tmp_path):
