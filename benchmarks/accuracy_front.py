@@ -205,12 +205,13 @@ def resources(timing: Path) -> dict:
             "wall_s": seconds, "peak_rss_mb": float(fields.get("Maximum resident set size (kbytes)", 0)) / 1024}
 
 
-def run_jobs(jobs: list[tuple[str, list[str], Path]]) -> dict[str, dict]:
-    """Run (name, command, folder) jobs two at a time on cores 0 and 1; the first pair starts together."""
+def run_jobs(jobs: list[tuple[str, list[str], Path]], cores: tuple[int, ...] = (0, 1)) -> dict[str, dict]:
+    """Run (name, command, folder) jobs as many at a time as `cores`, one per core; the first
+    ones start together."""
     done = {}
-    for start in range(0, len(jobs), 2):
+    for start in range(0, len(jobs), len(cores)):
         running = []
-        for core, (name, command, folder) in enumerate(jobs[start:start + 2]):
+        for core, (name, command, folder) in zip(cores, jobs[start:start + len(cores)]):
             if folder.exists():  # a finished run there would be resumed as "nothing to do", not retrained
                 print(f"{name}: removing the previous run in {folder}", flush=True)
                 shutil.rmtree(folder)
@@ -375,6 +376,8 @@ def main() -> None:
     parser.add_argument("--stress-weight", type=float, default=STRESS_WEIGHT,
                         help="loss weight of the stress MSE, (eV/Å³)², on both sides where stresses are labelled")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cores", type=int, nargs="+", default=[0, 1],
+                        help="cores to pin the training jobs to, one job per core at a time (default: 0 1)")
     parser.add_argument("--work", type=Path, help="keep the split, runs and models here")
     parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
     args = parser.parse_args()
@@ -404,7 +407,7 @@ def main() -> None:
     if args.mace_python:
         jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds, args.stress_weight),
                         work / "mace"))
-    cost = run_jobs(jobs)
+    cost = run_jobs(jobs, tuple(args.cores))
 
     import ase.io
 

@@ -34,6 +34,16 @@ def test_round_trip_gives_identical_predictions(potential, data_dir, tmp_path):
     assert not list(tmp_path.glob("*.tmp.*"))
 
 
+def test_per_layer_neighbour_sum_degree_round_trips(data_dir, tmp_path):
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O"], 5.0, channels=4, lmax=1, sh_lmax=3, a_lmax=[1, 3],
+                                radial="mlp", radial_hidden=[8]).eval()
+    assert [block.conv.paths_per_l.__len__() for block in potential.network.blocks] == [2, 4]  # l3 ≤ 1, then ≤ 3
+    loaded = mlip.export.load(mlip.export.save(potential, tmp_path / "model.mlip"))
+    batch = GraphBatch.from_frames(mlip.io.read(data_dir / "rmd17_aspirin_train200.npz")[:2], 5.0)
+    assert torch.equal(potential(batch)["forces"], loaded(batch)["forces"])
+
+
 def test_load_in_float64(potential, tmp_path):
     loaded = mlip.export.load(mlip.export.save(potential, tmp_path / "m.mlip"), dtype=torch.float64)
     assert loaded.reference.dtype == torch.float64
@@ -96,7 +106,9 @@ def test_pickled_code_in_weights_is_never_run(potential, tmp_path, capsys):
     (lambda h: {**h, "dtype": "float16"}, "dtype 'float16' is not supported"),
     (lambda h: {**h, "elements": [1, 500]}, "elements must be 1 to 118"),
     (lambda h: {**h, "cutoff": 1e6}, "cutoff 1000000.0 Å is outside"),
-], ids=["layers", "channels", "float16", "elements", "cutoff"])
+    (lambda h: {**h, "network": {**h["network"], "a_lmax": [1, 50]}}, r"a_lmax = \[1, 50\] must be at most 32 integers"),
+    (lambda h: {**h, "network": {**h["network"], "a_lmax": 50}}, r"a_lmax = \[50\] must be"),
+], ids=["layers", "channels", "float16", "elements", "cutoff", "a_lmax-list", "a_lmax-int"])
 def test_hostile_hyperparameters_are_refused_before_building(potential, tmp_path, change, message):
     path = mlip.export.save(potential, tmp_path / "m.mlip")
     _rewrite(path, header=change)

@@ -168,3 +168,11 @@ def test_radial_weights_start_at_order_one_and_vanish_at_the_cutoff(kind):
     assert 0.2 < moment < 5.0, moment
     at_cutoff = radial(torch.tensor([5.0 - 1e-6])).abs().max().item()
     assert at_cutoff < 1e-6 * max(1.0, radial(r).abs().max().item())
+
+
+@pytest.mark.parametrize("a_lmax, problem", [([2], "one value per layer"), ([1, 4], "between 1 and 3"), (0, "between 1 and 3")])
+def test_per_layer_neighbour_sum_degrees_are_checked(a_lmax, problem):
+    from mlip.models.equivariant import EquivariantNetwork
+
+    with pytest.raises(ValueError, match=problem):
+        EquivariantNetwork(2, 4.0, channels=4, lmax=1, sh_lmax=3, a_lmax=a_lmax, num_layers=2)

@@ -21,6 +21,9 @@ EQUIVARIANT = [
     # MACE's layout: edge harmonics and neighbour sum to l = 3, hidden l = 1, element-dependent product
     pytest.param(("equivariant", {**SMALL, "lmax": 1, "sh_lmax": 3, "a_lmax": 3, "species_product": True}),
                  id="equivariant-a3-species"),
+    # the medium preset's layout: l = 3 only in the first layer's harmonics and neighbour sum
+    pytest.param(("equivariant", {**SMALL, "lmax": 1, "sh_lmax": [3, 2], "a_lmax": [3, 2], "species_product": True}),
+                 id="equivariant-per-layer-l"),
     pytest.param(("equivariant", {**SMALL, "lmax": 1, "repulsion": "zbl"}), id="equivariant-zbl"),
 ]
 # Not rotation invariant by construction (it learns it): every check but O(3) applies.

@@ -39,7 +39,8 @@ def test_fix_symmetry_keeps_the_cubic_cell():
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     torch.manual_seed(0)
-    potential = build_potential("equivariant", ["Cu"], 4.0, channels=8, lmax=1, avg_num_neighbors=30.0)
+    # an untrained model: its random energy surface, scaled down, heats MD to ~1,000s of K, not past the watchdog
+    potential = build_potential("equivariant", ["Cu"], 4.0, channels=8, lmax=1, avg_num_neighbors=30.0, scale=0.2)
     return mlip.export.save(potential, tmp_path_factory.mktemp("model") / "cu.mlip")
 
 

@@ -81,9 +81,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 # cannot make the loader allocate more than a large model's weights (hostile files, issue 13).
 MEMBERS = {"mlip.json": 1 << 20, "weights.pt": 2 << 30}  # bytes, uncompressed
 MAX_EXPANSION = 1.05  # members are stored uncompressed; a compressed member must not inflate
-INT_LIMITS = {"channels": 1024, "lmax": 3, "sh_lmax": 3, "a_lmax": 3, "num_layers": 32, "correlation": 4,
+INT_LIMITS = {"channels": 1024, "lmax": 3, "num_layers": 32, "correlation": 4,
               "num_basis": 64, "readout_hidden": 1024, "dim": 2048, "heads": 64, "avg_num_neighbors": 10_000}
-LIST_LIMITS = {"radial_hidden": (8, 1024)}  # (entries, each)
+LIST_LIMITS = {"radial_hidden": (8, 1, 1024), "a_lmax": (32, 0, 3), "sh_lmax": (32, 0, 3)}  # (entries, each's least, each's most)
+INT_OR_LIST = ("a_lmax", "sh_lmax")  # one value for every layer or a list of them
 DTYPES = ("float32", "float64")
 
 
@@ -115,11 +116,14 @@ def _check_header_limits(path, header: dict) -> None:
     for key, value in {**header.get("network", {}), **header.get("potential", {})}.items():
         if key in INT_LIMITS and (not isinstance(value, (int, float)) or not 0 <= value <= INT_LIMITS[key]):
             raise ModelFileError(f"{path}: {key} = {value!r} is outside [0, {INT_LIMITS[key]}]")
+        if key in INT_OR_LIST and isinstance(value, (int, float)):
+            value = [value]
         if key in LIST_LIMITS:
-            entries, each = LIST_LIMITS[key]
+            entries, least, most = LIST_LIMITS[key]
             if not isinstance(value, list) or len(value) > entries or \
-                    not all(isinstance(v, int) and 0 < v <= each for v in value):
-                raise ModelFileError(f"{path}: {key} = {str(value)[:80]} must be at most {entries} widths ≤ {each}")
+                    not all(isinstance(v, int) and least <= v <= most for v in value):
+                raise ModelFileError(f"{path}: {key} = {str(value)[:80]} must be at most {entries} integers in "
+                                     f"[{least}, {most}]")
 
 
 def _mlip_version() -> str:

@@ -11,14 +11,28 @@ from mlip.nn.irreps import hidden_irreps
 from mlip.nn.radial import RadialSettings
 
 
+def per_layer(value: int | list[int] | None, default: int, num_layers: int, name: str, least: int) -> list[int]:
+    """One degree per layer from `value`: an int for every layer, a list of one per layer, or
+    None (`default` everywhere); each between `least` and 3."""
+    values = [default] * num_layers if value is None else \
+        [value] * num_layers if isinstance(value, int) else [int(v) for v in value]
+    if len(values) != num_layers:
+        raise ValueError(f"{name} needs one value per layer ({num_layers}), got {value}")
+    if not all(least <= v <= 3 for v in values):
+        raise ValueError(f"{name} must be between {least} and 3, got {value}")
+    return values
+
+
 class EquivariantNetwork(nn.Module):
     """Species embedding, `num_layers` interaction blocks, scalar readouts summed over layers.
 
     Node features are `channels` copies of every l ≤ `lmax` (0..3); edges carry spherical
-    harmonics up to `sh_lmax` (default `lmax`) and radial functions per path and channel:
+    harmonics up to `sh_lmax` (default `lmax`; a list: one per layer) and radial functions per
+    path and channel:
     `radial="spline"` (Facet-style cubic B-splines, default) or `"mlp"` (Bessel + MLP).
     The neighbour sum A entering the product basis keeps every l ≤ `a_lmax` (default `lmax`;
-    MACE's recipe is a_lmax = sh_lmax = 3 with lmax = 1), and `species_product=True` makes
+    MACE's recipe is a_lmax = sh_lmax = 3 with lmax = 1; a list gives one a_lmax per layer,
+    e.g. [2, 3] for l = 3 only in the last layer's neighbour sum), and `species_product=True` makes
     the product basis' path weights element-dependent (as MACE's symmetric contraction).
 
     Inputs are species indices and edge vectors only, so the energy is invariant to
@@ -28,20 +42,21 @@ class EquivariantNetwork(nn.Module):
             → per-atom energies (N,) in the network's units (the `Potential` scales them to eV).
     """
 
-    def __init__(self, num_species: int, cutoff: float, channels: int = 32, lmax: int = 2, sh_lmax: int | None = None,
+    def __init__(self, num_species: int, cutoff: float, channels: int = 32, lmax: int = 2,
+                 sh_lmax: int | list[int] | None = None,
                  num_layers: int = 2, correlation: int = 3, radial: str = "spline", num_basis: int = 8,
                  radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
-                 nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | None = None,
+                 nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | list[int] | None = None,
                  species_product: bool = False):
         super().__init__()
         if not 0 <= lmax <= 3:
             raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
-        if a_lmax is not None and not lmax <= a_lmax <= 3:
-            raise ValueError(f"a_lmax must be between lmax ({lmax}) and 3, got {a_lmax}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        a_lmaxes = per_layer(a_lmax, lmax, num_layers, "a_lmax", least=lmax)
+        sh_lmaxes = per_layer(sh_lmax, lmax, num_layers, "sh_lmax", least=0)
         self.num_species, self.cutoff = num_species, float(cutoff)
-        self.sh_irreps = o3.Irreps.spherical_harmonics(lmax if sh_lmax is None else sh_lmax)
+        self.sh_irreps = o3.Irreps.spherical_harmonics(max(sh_lmaxes))
         # a module, so that forward touches no Irreps object (torch.compile cannot guard on them)
         self.spherical_harmonics = o3.SphericalHarmonics(self.sh_irreps, normalize=True, normalization="component")
         scalars = o3.Irreps(f"{channels}x0e")
@@ -53,8 +68,9 @@ class EquivariantNetwork(nn.Module):
         for layer in range(num_layers):
             last = layer == num_layers - 1
             irreps_out = scalars if last else hidden_irreps(channels, lmax)
-            block = InteractionBlock(irreps, irreps_out, self.sh_irreps, num_species, radial_settings,
-                                     avg_num_neighbors, correlation, nonlinearity, a_lmax, species_product)
+            block = InteractionBlock(irreps, irreps_out, o3.Irreps.spherical_harmonics(sh_lmaxes[layer]), num_species,
+                                     radial_settings, avg_num_neighbors, correlation, nonlinearity, a_lmaxes[layer],
+                                     species_product)
             self.blocks.append(block)
             readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
                                      o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))

@@ -25,7 +25,7 @@ class EquivariantConvolution(nn.Module):
     `TensorProduct`. Every path stays its own copy, for `PathLinear` to mix
     (`groups_to_block_layout` gives e3nn block layout, `irreps_out`).
 
-    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, sh.dim), r (E,) Å
+    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, ≥ sh.dim: higher l beyond sh_irreps are unused), r (E,) Å
             → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
     """
 
@@ -46,7 +46,7 @@ class EquivariantConvolution(nn.Module):
         blocks = coupling.permute(1, 0, 2).split([n * (2 * l3 + 1) for l3, _, n, _ in self.groups], dim=2)
         self.register_buffer("coupling_by_l3", torch.cat([b.reshape(dim_sh, -1) for b in blocks], dim=1)
                              .to(torch.get_default_dtype()), persistent=False)  # follows from the config
-        self.dim_in, self.paths = dim_in, paths
+        self.dim_in, self.dim_sh, self.paths = dim_in, dim_sh, paths
         self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])  # as block layout
         self.paths_per_l = [n for _, _, n, _ in self.groups]
         self.weight_numel = len(paths) * self.channels
@@ -61,7 +61,7 @@ class EquivariantConvolution(nn.Module):
         features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).index_select(0, senders)
         if self.dim_in == 1:  # scalar inputs (first layer): radial weights folded into the features
             weights = weights * features                                                    # (E, paths, C)
-        couplings = (edge_sh @ self.coupling_by_l3).split([self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups],
+        couplings = (edge_sh[:, :self.dim_sh] @ self.coupling_by_l3).split([self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups],
                                                           dim=1)
         blocks = []
         for (l3, first, num_paths, _), coupling in zip(self.groups, couplings):  # paths sharing l3 at once
