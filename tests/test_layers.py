@@ -50,6 +50,20 @@ def test_product_basis_is_exactly_equivariant(a_lmax, lmax, species):
     assert relative_equivariance_error(layer, irreps_in, irreps_out, onehot) < 1e-12
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_sparse_channelwise_product_equals_the_dense_clebsch_gordan_contraction(symmetric):
+    from mlip.nn.irreps import coupling_paths, coupling_tensor
+    from mlip.nn.product import ChannelwiseProduct
+
+    torch.manual_seed(0)
+    product = ChannelwiseProduct(4, 3, 3, 2, symmetric=symmetric)
+    coupling, _ = coupling_tensor(coupling_paths(3, 3, 2, symmetric), 3, 3)
+    x = torch.randn(5, 4, 16, dtype=torch.float64)
+    y = x if symmetric else torch.randn(5, 4, 16, dtype=torch.float64)
+    dense = torch.einsum("nci,ncj,ijk->nck", x, y, coupling)  # every term, the swapped ones included
+    assert torch.allclose(product.contract(x, y), dense, atol=1e-13, rtol=0)
+
+
 def test_species_weights_make_the_product_depend_on_the_element():
     product = ProductBasis(4, 3, 1, 3, num_species=2, species_weights=True)
     a = to_channel_layout(hidden_irreps(4, 3).randn(1, -1), 4, 3)

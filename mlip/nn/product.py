@@ -54,11 +54,16 @@ class ChannelwiseProduct(nn.Module):
             self.weights = nn.Parameter(torch.randn(num_species, channels, len(self.paths)))
         self.mix = PathLinear(channels, channels, [n for _, _, n, _ in self.groups])
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
+    def contract(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Σ_ij C_ijk x_i y_j channel by channel, every path's columns: (N, C, ·) × 2 → (N, C, columns)."""
         n, c = x.shape[0], x.shape[1]
         x_rows, y_rows = x.reshape(n * c, -1).t(), y.reshape(n * c, -1).t()                # (dim, N·C)
         terms = x_rows.index_select(0, self.first) * y_rows.index_select(0, self.second) * self.value
-        out = terms.new_zeros(self.columns, n * c).index_add_(0, self.column, terms).t().reshape(n, c, -1)
+        return terms.new_zeros(self.columns, n * c).index_add_(0, self.column, terms).t().reshape(n, c, -1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
+        n, c = x.shape[0], x.shape[1]
+        out = self.contract(x, y)
         if self.per_species:
             weights = (species_onehot @ self.weights.reshape(self.weights.shape[0], -1)).reshape(n, c, -1)
         groups = []
