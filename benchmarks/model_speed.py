@@ -7,7 +7,7 @@ float64, against MACE of comparable size in the same run; also the transformer.
     python -m benchmarks.model_speed --variants spline:float32 transformer:float32 --rounds 1 \
         --out benchmarks/results/model_speed_transformer.json
 
-mlip: the `equivariant_medium` preset (32 channels, hidden l ≤ 1, neighbour sum l ≤ 2,
+mlip: the `equivariant_medium` preset (32 channels, hidden l ≤ 1, neighbour sum and edge harmonics l ≤ 3 in the first layer, ≤ 2 in the second,
 element-dependent product, correlation 3, 2 layers, 5 Å) with its radial set to "spline" or
 "mlp" (the preset's own); the CPU MACE model of docs/BENCHMARKS.md (num_channels 32, max_L 1,
 max_ell 3, correlation 3, 2 interactions, r_max 5). Each (model, system) runs in its own process: median time of one
