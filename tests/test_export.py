@@ -38,7 +38,7 @@ def test_per_layer_neighbour_sum_degree_round_trips(data_dir, tmp_path):
     torch.manual_seed(0)
     potential = build_potential("equivariant", ["H", "C", "O"], 5.0, channels=4, lmax=1, sh_lmax=3, a_lmax=[1, 3],
                                 radial="mlp", radial_hidden=[8]).eval()
-    assert [block.conv.paths_per_l.__len__() for block in potential.network.blocks] == [2, 4]  # l3 ≤ 1, then ≤ 3
+    assert [len(block.conv.paths_per_l) for block in potential.network.blocks] == [2, 4]  # l3 ≤ 1, then ≤ 3
     loaded = mlip.export.load(mlip.export.save(potential, tmp_path / "model.mlip"))
     batch = GraphBatch.from_frames(mlip.io.read(data_dir / "rmd17_aspirin_train200.npz")[:2], 5.0)
     assert torch.equal(potential(batch)["forces"], loaded(batch)["forces"])

@@ -184,7 +184,8 @@ def test_radial_weights_start_at_order_one_and_vanish_at_the_cutoff(kind):
     assert at_cutoff < 1e-6 * max(1.0, radial(r).abs().max().item())
 
 
-@pytest.mark.parametrize("a_lmax, problem", [([2], "one value per layer"), ([1, 4], "between 1 and 3"), (0, "between 1 and 3")])
+@pytest.mark.parametrize("a_lmax, problem", [([2], "one value per layer"), ([1, 4], "between 1 and 3"), (0, "between 1 and 3"),
+                                             (2.5, "an integer or a list")])
 def test_per_layer_neighbour_sum_degrees_are_checked(a_lmax, problem):
     from mlip.models.equivariant import EquivariantNetwork
 

@@ -14,6 +14,8 @@ from mlip.nn.radial import RadialSettings
 def per_layer(value: int | list[int] | None, default: int, num_layers: int, name: str, least: int) -> list[int]:
     """One degree per layer from `value`: an int for every layer, a list of one per layer, or
     None (`default` everywhere); each between `least` and 3."""
+    if value is not None and not isinstance(value, (int, list, tuple)):
+        raise ValueError(f"{name} must be an integer or a list of one per layer, got {value!r}")
     values = [default] * num_layers if value is None else \
         [value] * num_layers if isinstance(value, int) else [int(v) for v in value]
     if len(values) != num_layers:

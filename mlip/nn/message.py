@@ -61,8 +61,8 @@ class EquivariantConvolution(nn.Module):
         features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).index_select(0, senders)
         if self.dim_in == 1:  # scalar inputs (first layer): radial weights folded into the features
             weights = weights * features                                                    # (E, paths, C)
-        couplings = (edge_sh[:, :self.dim_sh] @ self.coupling_by_l3).split([self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups],
-                                                          dim=1)
+        widths = [self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
+        couplings = (edge_sh[:, :self.dim_sh] @ self.coupling_by_l3).split(widths, dim=1)
         blocks = []
         for (l3, first, num_paths, _), coupling in zip(self.groups, couplings):  # paths sharing l3 at once
             width = 2 * l3 + 1
