@@ -46,7 +46,9 @@ def write_result(name: str, results: Any, out: str | Path | None = None) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "command": " ".join([Path(sys.executable).name] + sys.argv),
                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "results": results}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    from mlip.atomic_write import write_bytes_atomic  # here: the MACE side imports this module without mlip
+
+    write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())  # a stopped run never leaves half a file
     print(f"wrote {path}")
     return path
 

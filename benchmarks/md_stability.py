@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_f
 
 
 def worker(package: str, model: str, structure: str, temperatures: list[float], picoseconds: float,
-           seeds: int = 1) -> list[dict]:
+           seeds: int = 1, first_seed: int = 0) -> None:
+    """Runs every (temperature, seed) and prints each result as one JSON line on stdout as soon as it is known."""
     import ase.io
     import torch
 
@@ -125,14 +127,12 @@ def worker(package: str, model: str, structure: str, temperatures: list[float], 
 
         calculator = MLIPCalculator(model, dtype=torch.float64)
     atoms = ase.io.read(structure, 0)
-    rows = []
     for temperature in temperatures:
-        for seed in range(seeds):
-            rows.append({"package": package, "model": model, **run_md(calculator, atoms, temperature, picoseconds,
-                                                                      seed=seed)})
-            print(f"[{package} {Path(model).name}] {temperature:.0f} K seed {seed}: stable {rows[-1]['stable_ps']:.2f} "
-                  f"ps", file=sys.stderr, flush=True)  # progress; the result goes to stdout at the end
-    return rows
+        for seed in range(first_seed, first_seed + seeds):
+            row = {"package": package, "model": model, **run_md(calculator, atoms, temperature, picoseconds, seed=seed)}
+            print(f"[{package} {Path(model).name}] {temperature:.0f} K seed {seed}: stable {row['stable_ps']:.2f} "
+                  f"ps", file=sys.stderr, flush=True)
+            print(json.dumps(row), flush=True)
 
 
 def main() -> None:
@@ -144,17 +144,19 @@ def main() -> None:
     parser.add_argument("--temperatures", type=float, nargs="+", default=[600.0, 1200.0])
     parser.add_argument("--ps", type=float, default=10.0, help="length of each run (ps)")
     parser.add_argument("--seeds", type=int, default=1, help="trajectories per model and temperature")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed … first-seed + seeds − 1")
     parser.add_argument("--name", default="md")
     parser.add_argument("--worker", choices=["mlip", "mace"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         model = args.mlip_model[0] if args.worker == "mlip" else args.mace_model
-        print(json.dumps(worker(args.worker, model, args.structure, args.temperatures, args.ps, args.seeds)))
+        worker(args.worker, model, args.structure, args.temperatures, args.ps, args.seeds, args.first_seed)
         return
     from benchmarks.common import write_result
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     common = ["--structure", args.structure, "--ps", str(args.ps), "--seeds", str(args.seeds),
+              "--first-seed", str(args.first_seed),
               "--temperatures", *map(str, args.temperatures)]
     jobs = [("mlip", sys.executable, ["--mlip-model", model]) for model in args.mlip_model]
     if args.mace_python and args.mace_model:
@@ -163,21 +165,33 @@ def main() -> None:
     processes = [subprocess.Popen(["taskset", "-c", str(i % cores), python, str(Path(__file__).resolve()), *common,
                                    *models, "--worker", package], stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
                  for i, (package, python, models) in enumerate(jobs)]
-    rows = []
-    for process in processes:
-        out, _ = process.communicate()
-        if process.returncode != 0:
-            raise SystemExit(f"an MD worker failed (exit {process.returncode})")
-        rows += json.loads(out.strip().splitlines()[-1])
+    rows, lock = [], threading.Lock()
+    protocol = ("Langevin 0.5 fs, friction 0.01/fs, FixCom; heavy-atom bonds or a hydrogen's nearest heavy atom > "
+                "1.6x the start, or pairs < 0.6 A end a run (proton transfer allowed)")
+
+    def collect(process: subprocess.Popen) -> None:
+        """Adds each row a worker prints and rewrites the JSON, so that a stopped run keeps what it finished."""
+        for line in process.stdout:
+            if line.startswith("{"):
+                with lock:
+                    rows.append(json.loads(line))
+                    write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows,
+                                                               "complete": False, "protocol": protocol})
+
+    readers = [threading.Thread(target=collect, args=(process,)) for process in processes]
+    for reader in readers:
+        reader.start()
+    for process, reader in zip(processes, readers):
+        reader.join()
+        if process.wait() != 0:
+            raise SystemExit(f"an MD worker failed (exit {process.returncode}); finished rows are in "
+                             f"benchmarks/results/md_stability_{args.name}.json")
     for row in rows:
         print(f"{row['package']:5s} {row['model']:>40s} {row['temperature_K']:6.0f} K seed "
               f"{row['seed']}: stable {row['stable_ps']:.2f} of "
               f"{row['planned_ps']:g} ps{' (failed)' if row['failed'] else ''}, {row['steps_per_s']:.0f} steps/s")
-    write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows,
-                                               "protocol": "Langevin 0.5 fs, friction 0.01/fs, FixCom; heavy-atom bonds "
-                                                           "or a hydrogen's nearest heavy atom > 1.6x the start, or "
-                                                           "pairs < 0.6 A end a run (proton transfer allowed)"})
-
+    write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows, "complete": True,
+                                               "protocol": protocol})
 
 if __name__ == "__main__":
     main()
