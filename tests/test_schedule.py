@@ -60,3 +60,27 @@ def test_budget_schedule_without_a_budget_is_refused(data_dir, tmp_path, capsys)
         main(_args(tmp_path / "run", data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_epochs", "-1",
                    "--model.scheduler", "budget"))
     assert exit_info.value.code == 2 and "needs a budget" in capsys.readouterr().err
+
+
+def test_weight_average_warms_up_and_forgets_the_initial_weights():
+    """The EMA of the weights (validation and export) follows the model early, as torch_ema's
+    use_num_updates: after 35 steps (one epoch of 175 structures in batches of 5) the initial
+    weights keep < 1 % of the average, where a fixed decay of 0.99 would keep 70 %."""
+    import torch
+    from torch.optim.swa_utils import AveragedModel
+
+    from mlip.train.callbacks import NamedEMAWeightAveraging, warmed_up_ema
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(1.0)
+    averaged = AveragedModel(model, avg_fn=warmed_up_ema(0.99), use_buffers=False)
+    averaged.update_parameters(model)  # the first update copies the weights
+    model.weight.data.fill_(0.0)  # the model moves away from its start and stays
+    for _ in range(35):
+        averaged.update_parameters(model)
+    kept = float(averaged.module.weight)
+    assert 0 < kept < 0.01
+    assert kept < 0.99 ** 35 / 50
+    rate = warmed_up_ema(0.99)(torch.ones(1), torch.zeros(1), torch.tensor(5000))
+    assert float(rate) == pytest.approx(0.99)  # the nominal decay once warmed up
+    assert NamedEMAWeightAveraging(decay=0.99)._kwargs["avg_fn"] is not None

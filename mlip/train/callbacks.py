@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
@@ -81,6 +81,24 @@ class EpochLog(pl.Callback):
             log.write(line + "\n")
 
 
+def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """EMA update whose decay warms up as min(decay, (1 + n) / (10 + n)) over the n updates so far.
+
+    With a fixed decay d the average keeps weight d^n on the first steps' weights: at d = 0.99 a
+    dataset of 175 structures in batches of 5 (35 steps per epoch) validates and exports weights
+    that are still 70 % the first step's after one epoch and 17 % after five. The warm-up (as
+    torch_ema's `use_num_updates`, which MACE uses) tracks the model early and reaches d after
+    ~10 / (1 − d) updates (~900 at 0.99)."""
+
+    @torch.no_grad()
+    def update(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        n = updates.to(average.dtype)  # a tensor on the parameters' device: no host sync per step
+        rate = ((1.0 + n) / (10.0 + n)).clamp(max=decay)
+        return rate * average + (1.0 - rate) * current
+
+    return update
+
+
 class NamedEMAWeightAveraging(EMAWeightAveraging):
     """Lightning's EMA of the weights, pairing the averaged and current tensors by name.
 
@@ -94,6 +112,7 @@ class NamedEMAWeightAveraging(EMAWeightAveraging):
     def __init__(self, decay: float = 0.999, **kwargs: Any):
         kwargs.setdefault("use_buffers", False)
         super().__init__(decay=decay, **kwargs)
+        self._kwargs["avg_fn"] = warmed_up_ema(decay)  # replaces Lightning's fixed-decay average
 
     def _pairs(self, pl_module: "pl.LightningModule") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         averaged = self._average_model.module
