@@ -135,6 +135,27 @@ def test_batched_relaxation_reaches_the_one_by_one_minima(model_file):
         assert result.atoms.get_potential_energy() == pytest.approx(result.energy, abs=1e-9)
 
 
+def test_batched_relaxation_is_the_same_in_calls_of_any_size(model_file):
+    """Splitting the structures still relaxing into model calls of at most N atoms changes no step."""
+    from mlip.simulate.batched_relax import call_groups, relax_batch
+
+    assert call_groups([4, 4, 3, 4], 8) == [[0, 1], [2, 3]]
+    assert call_groups([10, 2, 2], 4) == [[0], [1, 2]]  # a structure above the budget goes alone
+    potential = mlip.export.load(model_file, dtype=torch.float64)
+    structures = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6 * (1 + 0.01 * k), cubic=True)
+        atoms.rattle(0.03, seed=k)
+        structures.append(atoms)
+    together = relax_batch(potential, structures, fmax=1e-3, smax=1e-5, max_steps=25, atoms_per_call=10_000)
+    apart = relax_batch(potential, structures, fmax=1e-3, smax=1e-5, max_steps=25, atoms_per_call=5)
+    for one, other in zip(together, apart):
+        assert one.steps == other.steps
+        assert np.allclose(one.atoms.positions, other.atoms.positions, atol=1e-9)
+        assert np.allclose(one.atoms.cell.array, other.atoms.cell.array, atol=1e-9)
+        assert one.energy == pytest.approx(other.energy, abs=1e-9)
+
+
 def test_batched_md_conserves_energy_and_thermostats(model_file):
     pytest.importorskip("torch_sim")
     from mlip.simulate.batched_md import run_md

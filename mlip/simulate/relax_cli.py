@@ -70,7 +70,7 @@ def _relax_batched(args: argparse.Namespace, potential, frames: list, keys: list
         chunk = pending[start:start + args.chunk]
         try:
             results = relax_batch(potential, [frames[k].to_atoms() for k in chunk], args.fmax, args.smax,
-                                  not args.fixed_cell, args.max_steps)
+                                  not args.fixed_cell, args.max_steps, atoms_per_call=args.atoms_per_call)
         except RelaxationError as exc:  # name the input, not the position in the chunk
             frame = frames[chunk[exc.structure]]
             raise RelaxationError(f"structure {frame.index} of {frame.source}: "
@@ -100,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                              "several times faster for many structures")
     parser.add_argument("--chunk", type=int, default=64,
                         help="--batched: structures relaxed together, written before the next chunk starts")
+    parser.add_argument("--atoms-per-call", type=int,
+                        help="--batched: most atoms per model call (default 1024 on CPU, 65536 on GPU)")
     args = parser.parse_args(argv)
     if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
         parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
-    if args.chunk < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0:
-        parser.error("--chunk and --max-steps must be at least 1; --fmax and --smax positive")
+    if args.chunk < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0 or (args.atoms_per_call is not None and args.atoms_per_call < 1):
+        parser.error("--chunk, --atoms-per-call and --max-steps must be at least 1; --fmax and --smax positive")
     try:
         with exclusive_folder(args.out, "mlip-relax"):
             return _relax_all(args)
