@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
         parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
-    if args.chunk < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0 or (args.atoms_per_call is not None and args.atoms_per_call < 1):
+    too_few_atoms = args.atoms_per_call is not None and args.atoms_per_call < 1
+    if args.chunk < 1 or args.max_steps < 1 or args.fmax <= 0 or args.smax <= 0 or too_few_atoms:
         parser.error("--chunk, --atoms-per-call and --max-steps must be at least 1; --fmax and --smax positive")
     try:
         with exclusive_folder(args.out, "mlip-relax"):
