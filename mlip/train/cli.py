@@ -38,7 +38,9 @@ class TrainCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--run_dir", default="runs/mlip", help="folder for checkpoints, logs, plots and model.mlip")
-        parser.add_argument("--ema_decay", type=float, default=0.99, help="EMA of weights for validation/export; 0: off")
+        parser.add_argument("--ema_decay", type=float, default=0.99,
+                            help="EMA of weights for validation/export, its decay warming up as "
+                                 "min(d, (1+n)/(10+n)) over the first n steps; 0: off")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=100,
                             help="also save last.ckpt every N optimizer steps (mid-epoch resume)")
         parser.add_argument("--early_stopping_patience", type=int, default=0, help="epochs without improvement; 0: off")
