@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=64,
                         help="--batched: structures relaxed together, written before the next chunk starts")
     parser.add_argument("--atoms-per-call", type=int,
-                        help="--batched: most atoms per model call (default 1024 on CPU, 65536 on GPU)")
+                        help="--batched: most atoms per model call (default 512 on CPU, 65536 on GPU)")
     args = parser.parse_args(argv)
     if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
         parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
