@@ -72,8 +72,9 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
     The structures still relaxing are evaluated in model calls of at most `atoms_per_call` atoms
     (default: `default_atoms_per_call` of the potential's device).
     """
-    if fmax <= 0 or smax <= 0 or max_steps < 1:
-        raise ValueError(f"fmax and smax must be positive and max_steps >= 1, got {fmax}, {smax}, {max_steps}")
+    if fmax <= 0 or smax <= 0 or max_steps < 1 or (atoms_per_call is not None and atoms_per_call < 1):
+        raise ValueError(f"fmax and smax must be positive, max_steps and atoms_per_call >= 1, got {fmax}, {smax}, "
+                         f"{max_steps}, {atoms_per_call}")
     device, dtype = potential.device, potential.dtype
     atoms = [a.copy() for a in structures]
     lists = [VerletNeighborList(potential.cutoff, skin) for _ in atoms]
@@ -87,7 +88,7 @@ def relax_batch(potential: Potential, structures: list[Atoms], fmax: float = 0.0
     energies = np.zeros(len(atoms))
     largest_force, largest_stress = np.zeros(len(atoms)), np.full(len(atoms), np.nan)
     converged = np.zeros(len(atoms), dtype=bool)
-    atoms_per_call = atoms_per_call or default_atoms_per_call(device)
+    atoms_per_call = default_atoms_per_call(device) if atoms_per_call is None else atoms_per_call
     active = list(range(len(atoms)))
     for _ in range(max_steps + 1):
         if not active:
