@@ -193,5 +193,6 @@ def main() -> None:
     write_result(f"md_stability_{args.name}", {"structure": args.structure, "rows": rows, "complete": True,
                                                "protocol": protocol})
 
+
 if __name__ == "__main__":
     main()
