@@ -16,12 +16,19 @@ the process's baseline. Rounds alternate mlip and MACE (A B A B); the best round
 Variant "transformer" is the `transformer_small` preset (64 wide, 4 heads, 3 layers); a radial
 name ending in "+compile" (e.g. "mlp+compile:float32") runs the network under torch.compile
 (`mlip.export.compiled.compile_potential`, compiled before the timed calls).
+mlip runs with freed memory kept in the process (`mlip.memory.keep_freed_memory`, as every mlip
+entry point that loads a model or trains); `--mace-keep-freed-memory` adds MACE rows with the
+same glibc setting (environment variables), so that both packages are also compared on equal terms:
+
+    python -m benchmarks.model_speed --sizes 64 512 4096 --variants mlp:float32 \
+        --mace-python .bench/mace/bin/python --mace-keep-freed-memory --out benchmarks/results/model_speed_kept_memory.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -41,6 +48,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     from benchmarks.systems import median_call_seconds, systems
     from mlip.graph import GraphBatch
     from mlip.io import Frame
+    from mlip.memory import keep_freed_memory
     from mlip.models import build_potential
     from mlip.models.presets import load_preset
 
@@ -67,6 +75,7 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
         potential = compile_potential(potential)
         for _ in range(3):  # compiling happens here, not in the timed calls
             potential(batch, forces=True)["forces"].sum().item()
+    keep_freed_memory()
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = median_call_seconds(lambda: potential(batch, forces=True)["forces"].sum().item(), len(atoms))
     model = (radial if radial == "transformer" else f"equivariant-{radial}") + ("+compile" if compiled else "")
@@ -77,8 +86,8 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
             "parameters": sum(p.numel() for p in potential.parameters()), "torch_threads": torch.get_num_threads()}
 
 
-def subprocess_json(command: list[str]) -> list[dict]:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+def subprocess_json(command: list[str], env: dict[str, str] | None = None) -> list[dict]:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -94,12 +103,19 @@ def mlip_round(system_names: list[str], variants: list[tuple[str, str]]) -> list
     return rows
 
 
-def mace_round(python: str, system_names: list[str], dtypes: list[str]) -> list[dict]:
+# what mlip.memory.keep_freed_memory sets, as glibc's environment variables
+KEPT_MEMORY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**62)}
+
+
+def mace_round(python: str, system_names: list[str], dtypes: list[str], keep_memory: bool = False) -> list[dict]:
     rows = []
+    env = {**os.environ, **KEPT_MEMORY_ENV} if keep_memory else None
     for system in system_names:
         for dtype in dtypes:
-            rows += subprocess_json([python, str(ROOT / "benchmarks" / "mace_side" / "model_speed.py"), system, dtype])
-            print(f"  MACE {'':>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
+            rows += subprocess_json([python, str(ROOT / "benchmarks" / "mace_side" / "model_speed.py"), system, dtype], env)
+            if keep_memory:
+                rows[-1]["model"] += " (freed memory kept)"
+            print(f"  MACE {'kept memory' if keep_memory else '':>20} {dtype} {system:>7}: {rows[-1]['ms_per_call']:9.2f} ms "
                   f"{rows[-1]['us_per_atom']:8.1f} µs/atom", flush=True)
     return rows
 
@@ -124,6 +140,8 @@ def main() -> None:
     parser.add_argument("--mace-max-atoms", type=int, default=None,
                         help="skip MACE on larger cells (its memory grows ~0.8 MB per atom: 32,768 atoms would need "
                              "~27 GB)")
+    parser.add_argument("--mace-keep-freed-memory", action="store_true",
+                        help="also time MACE with freed memory kept in its process, as mlip runs")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=None)
     parser.add_argument("--variants", nargs="+", default=[f"{r}:{d}" for r, d in VARIANTS],
@@ -138,7 +156,10 @@ def main() -> None:
         if args.mace_python:
             mace_names = [n for n in names if args.mace_max_atoms is None or n == "aspirin"
                           or int(n[2:]) <= args.mace_max_atoms]
-            rows += mace_round(args.mace_python, mace_names, sorted({dtype for _, dtype in variants} - {"transformer"}))
+            dtypes = sorted({dtype for _, dtype in variants} - {"transformer"})
+            rows += mace_round(args.mace_python, mace_names, dtypes)
+            if args.mace_keep_freed_memory:
+                rows += mace_round(args.mace_python, mace_names, dtypes, keep_memory=True)
     write_result("model_speed", {"rows": best(rows), "all_rounds": rows}, args.out)
 
 

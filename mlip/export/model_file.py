@@ -12,6 +12,7 @@ import torch
 
 from mlip.atomic_write import atomic_path
 from mlip.checksum import sha256_bytes
+from mlip.memory import keep_freed_memory
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 
@@ -132,7 +133,12 @@ def _mlip_version() -> str:
 
 
 def load(path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> Potential:
-    """Rebuild the potential stored in `path` (in its saved dtype unless `dtype` is given), in eval mode."""
+    """Rebuild the potential stored in `path` (in its saved dtype unless `dtype` is given), in eval mode.
+
+    Loading a model for simulation also keeps freed memory in the process for the next call
+    (`mlip.memory.keep_freed_memory`; `MLIP_KEEP_FREED_MEMORY=0` turns it off).
+    """
+    keep_freed_memory()
     header = read_metadata(path)
     _check_header_limits(path, header)
     if dtype is not None and str(dtype).removeprefix("torch.") not in DTYPES:

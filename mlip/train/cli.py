@@ -26,6 +26,7 @@ from mlip.data.preprocess import PreprocessConflictError
 from mlip.export import ModelFileError
 from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError
+from mlip.memory import keep_freed_memory
 from mlip.train.callbacks import EpochLog, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.checkpoints import AtomicCheckpointIO
 from mlip.train.module import PotentialModule
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
+    keep_freed_memory()  # every step frees and reallocates the same large blocks (mlip.memory)
     try:
         cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
                        save_config_kwargs={"overwrite": True}, seed_everything_default=0, subclass_mode_model=False,
