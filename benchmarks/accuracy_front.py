@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -161,15 +162,15 @@ def mlip_command(options: dict, data: dict, run: Path, seconds: float, stress_we
     return command
 
 
-def mace_command(python: str, data: dict, run: Path, seconds: float, stress_weight: float = STRESS_WEIGHT
-                 ) -> list[str]:
+def mace_command(python: str, data: dict, run: Path, seconds: float, stress_weight: float = STRESS_WEIGHT,
+                 extra: list[str] | None = None) -> list[str]:
     e0s = "{" + ", ".join(f"{z}: {e!r}" for z, e in data["e0s"].items()) + "}"
     command = [python, str(MACE_SCRIPTS / "train_for.py"), str(run), str(data["files"]["train"]),
                str(data["files"]["valid"]), str(seconds), "--E0s", e0s]
     if data["stress"]:
         command += ["--stress_key", "REF_stress", "--stress_weight", str(stress_weight), "--compute_stress", "True",
                     "--loss", "stress"]
-    return command
+    return command + list(extra or [])
 
 
 def launch(command: list[str], core: int, log: Path, timing: Path) -> subprocess.Popen:
@@ -372,6 +373,9 @@ def main() -> None:
                         help="mlip presets or JSON {preset, name, minutes, network options..., 'model.X': module "
                              "option}; 'minutes' gives that variant its own budget (e.g. 4 to test time-to-target)")
     parser.add_argument("--mace-python", help="python of the MACE venv (../shared/bench/mace/setup.sh)")
+    parser.add_argument("--mace-extra", default="",
+                        help="further mace_run_train flags, one string, e.g. --mace-extra='--swa --start_swa 5' "
+                             "(MACE's second stage, beside an mlip variant with model.late_energy_weight)")
     parser.add_argument("--n-valid", type=int, default=50, help="validation frames (at most 10%% of the training set)")
     parser.add_argument("--stress-weight", type=float, default=STRESS_WEIGHT,
                         help="loss weight of the stress MSE, (eV/Å³)², on both sides where stresses are labelled")
@@ -405,7 +409,8 @@ def main() -> None:
     jobs = [(n, mlip_command(o, data, work / "mlip" / n.replace("/", "_"), seconds, args.stress_weight),
              work / "mlip" / n.replace("/", "_")) for n, o in variants]
     if args.mace_python:
-        jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds, args.stress_weight),
+        jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds, args.stress_weight,
+                                                shlex.split(args.mace_extra)),
                         work / "mace"))
     cost = run_jobs(jobs, tuple(args.cores))
 
