@@ -34,8 +34,9 @@ glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or platform
 
 
 def probe(mode: str, **env: str) -> dict:
+    inherited = {k: v for k, v in os.environ.items() if k != "MLIP_KEEP_FREED_MEMORY"}
     result = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                            env={**os.environ, **env}, check=True)
+                            env={**inherited, **env}, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -54,7 +55,7 @@ def test_kept_memory_can_be_turned_off_by_the_environment():
     assert turned_off["faults"] > 100_000
 
 
-def test_loading_a_model_applies_the_policy(tmp_path):
+def test_loading_a_model_applies_the_policy(tmp_path, monkeypatch):
     import torch
 
     from mlip import memory
@@ -64,6 +65,7 @@ def test_loading_a_model_applies_the_policy(tmp_path):
     potential = build_potential(architecture="equivariant", elements=[1, 8], cutoff=3.0, channels=4, lmax=1,
                                 num_layers=1, dtype=torch.float64)
     save(potential, tmp_path / "m.mlip")
+    monkeypatch.setattr(memory, "_applied", False)  # as in a fresh process (setting it again is harmless)
     load(tmp_path / "m.mlip")
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" \
         and os.environ.get("MLIP_KEEP_FREED_MEMORY", "1") != "0"
