@@ -30,6 +30,9 @@ class PathLinear(nn.Module):
         outputs = []
         for x, weight, scale in zip(groups, self.weights, self.scales):
             n, c, p, width = x.shape
-            mixed = x.permute(0, 3, 1, 2).reshape(n, width, c * p) @ (weight * scale)  # (N, 2l+1, C')
+            # rows of W in (path, channel) order: the convolution's sums are stored (N, 2l+1, paths, C), so
+            # this reshape is free for them (a copy for other inputs, as any order would be)
+            weight = weight.reshape(c, p, -1).transpose(0, 1).reshape(c * p, -1)
+            mixed = x.permute(0, 3, 2, 1).reshape(n, width, p * c) @ (weight * scale)  # (N, 2l+1, C')
             outputs.append(mixed.transpose(1, 2))
         return torch.cat(outputs, dim=-1)
