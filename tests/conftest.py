@@ -41,3 +41,14 @@ def emt_extxyz(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("emt") / "cu_emt.xyz"
     ase.io.write(path, emt_structures(), format="extxyz")
     return path
+
+
+@pytest.fixture
+def float64_default():
+    """torch's default dtype float64 for one test (exact layers are checked to 1e-12), restored after."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -14,12 +14,7 @@ from mlip.nn.product import ProductBasis
 from mlip.nn.sphere_grid import SphereGridActivation
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def relative_equivariance_error(layer, irreps_in: o3.Irreps, irreps_out: o3.Irreps, *extra, seeds: int = 4) -> float:

@@ -35,7 +35,9 @@ class EquivariantNetwork(nn.Module):
     The neighbour sum A entering the product basis keeps every l ≤ `a_lmax` (default `lmax`;
     MACE's recipe is a_lmax = sh_lmax = 3 with lmax = 1; a list gives one a_lmax per layer,
     e.g. [2, 3] for l = 3 only in the last layer's neighbour sum), and `species_product=True` makes
-    the product basis' path weights element-dependent (as MACE's symmetric contraction).
+    the product basis' path weights element-dependent (as MACE's symmetric contraction);
+    `product="gaunt"` computes the product basis on a sphere grid (`mlip.nn.gaunt`) instead of
+    with channel-wise Clebsch-Gordan products.
 
     Inputs are species indices and edge vectors only, so the energy is invariant to
     translations by construction and to rotations/reflections through e3nn's exact algebra.
@@ -49,7 +51,7 @@ class EquivariantNetwork(nn.Module):
                  num_layers: int = 2, correlation: int = 3, radial: str = "spline", num_basis: int = 8,
                  radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
                  nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | list[int] | None = None,
-                 species_product: bool = False):
+                 species_product: bool = False, product: str = "tensor"):
         super().__init__()
         if not 0 <= lmax <= 3:
             raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
@@ -72,7 +74,7 @@ class EquivariantNetwork(nn.Module):
             irreps_out = scalars if last else hidden_irreps(channels, lmax)
             block = InteractionBlock(irreps, irreps_out, o3.Irreps.spherical_harmonics(sh_lmaxes[layer]), num_species,
                                      radial_settings, avg_num_neighbors, correlation, nonlinearity, a_lmaxes[layer],
-                                     species_product)
+                                     species_product, product)
             self.blocks.append(block)
             readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
                                      o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))

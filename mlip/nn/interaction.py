@@ -33,7 +33,8 @@ class InteractionBlock(nn.Module):
     conv: `EquivariantConvolution` (spline or Bessel+MLP radial) builds the neighbour sum A
     with every l ≤ `a_lmax` (default: the output's lmax; MACE keeps l ≤ 3 here while its
     hidden features stop at l = 1); ProductBasis raises the body order and contracts A to the
-    output irreps (element-dependent weights with `species_weights`); the skip connection is
+    output irreps (element-dependent weights with `species_weights`; `product` "tensor" or
+    "gaunt", see `ProductBasis`); the skip connection is
     a tensor product with the one-hot species (NequIP's self-connection); σ is a gate
     (scalars: SiLU; l > 0: scaled by sigmoid-gated scalars), Facet's sphere-grid MLP
     (`"grid"`, approximately equivariant) or identity.
@@ -44,7 +45,7 @@ class InteractionBlock(nn.Module):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, sh_irreps: o3.Irreps, num_species: int,
                  radial: RadialSettings, avg_num_neighbors: float = 10.0, correlation: int = 3, nonlinearity: str = "gate",
-                 a_lmax: int | None = None, species_weights: bool = False):
+                 a_lmax: int | None = None, species_weights: bool = False, product: str = "tensor"):
         super().__init__()
         channels = irreps_out[0].mul
         lmax_out = max(ir.l for _, ir in irreps_out)
@@ -53,7 +54,7 @@ class InteractionBlock(nn.Module):
         self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, radial, avg_num_neighbors)
         self.mix = PathLinear(channels, channels, self.conv.paths_per_l)
         reached = len(self.conv.paths_per_l) - 1  # below a_lmax where the harmonics stop lower
-        self.product = ProductBasis(channels, reached, lmax_out, correlation, num_species, species_weights)
+        self.product = ProductBasis(channels, reached, lmax_out, correlation, num_species, species_weights, product)
         self.output_ls = list(range(lmax_out + 1))
         species = o3.Irreps(f"{num_species}x0e")
         if nonlinearity == "gate":

@@ -12,13 +12,13 @@ from mlip.nn.irreps import to_block_layout, to_channel_layout
 def grid_transforms(lmax: int, res_beta: int, res_alpha: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense matrices to (lmax+1)² → P = res_beta·res_alpha grid values, and back (least-squares inverse).
 
-    Built once from e3nn's `ToS2Grid` / `FromS2Grid` ("component" normalisation), so a
+    Built once, in float64, from e3nn's `ToS2Grid` / `FromS2Grid` ("component" normalisation), so a
     forward pass is two matrix products. Shapes: to_grid ((lmax+1)², P), from_grid (P, (lmax+1)²).
     """
-    dim = (lmax + 1) ** 2
-    to_grid = o3.ToS2Grid(lmax, (res_beta, res_alpha))(torch.eye(dim)).reshape(dim, -1)
-    from_grid = o3.FromS2Grid((res_beta, res_alpha), lmax)(torch.eye(res_beta * res_alpha).reshape(-1, res_beta,
-                                                                                                 res_alpha))
+    dim, points, f64 = (lmax + 1) ** 2, res_beta * res_alpha, torch.float64
+    to_grid = o3.ToS2Grid(lmax, (res_beta, res_alpha), dtype=f64)(torch.eye(dim, dtype=f64)).reshape(dim, -1)
+    from_grid = o3.FromS2Grid((res_beta, res_alpha), lmax, dtype=f64)(
+        torch.eye(points, dtype=f64).reshape(-1, res_beta, res_alpha))
     return to_grid, from_grid
 
 
