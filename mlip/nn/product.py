@@ -87,7 +87,8 @@ class ProductBasis(nn.Module):
     the output's. With `species_weights` the path weights of every product depend on the
     element of the atom (as MACE's contraction weights do). `product="gaunt"` computes each ⊗
     on a sphere grid instead (`GauntProduct`: the same paths, with per-degree rather than
-    per-path weights; 1.3–3.4× cheaper per product at l ≤ 3).
+    per-path weights; cheaper where the output keeps l ≥ 1, dearer for a contraction to scalars:
+    `benchmarks.product_speed`).
 
     Shapes: a (N, C, (lmax_in+1)²) channel layout, species_onehot (N, S) → (N, C, (lmax_out+1)²).
     """
