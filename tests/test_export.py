@@ -108,7 +108,9 @@ def test_pickled_code_in_weights_is_never_run(potential, tmp_path, capsys):
     (lambda h: {**h, "cutoff": 1e6}, "cutoff 1000000.0 Å is outside"),
     (lambda h: {**h, "network": {**h["network"], "a_lmax": [1, 50]}}, r"a_lmax = \[1, 50\] must be at most 32 integers"),
     (lambda h: {**h, "network": {**h["network"], "a_lmax": 50}}, r"a_lmax = \[50\] must be"),
-], ids=["layers", "channels", "float16", "elements", "cutoff", "a_lmax-list", "a_lmax-int"])
+    (lambda h: {**h, "network": {**h["network"], "product": "fourier"}}, "cannot be built .*product must be"),
+    (lambda h: {**h, "network": {**h["network"], "warp_drive": 1}}, "cannot be built .*warp_drive"),
+], ids=["layers", "channels", "float16", "elements", "cutoff", "a_lmax-list", "a_lmax-int", "product", "unknown"])
 def test_hostile_hyperparameters_are_refused_before_building(potential, tmp_path, change, message):
     path = mlip.export.save(potential, tmp_path / "m.mlip")
     _rewrite(path, header=change)

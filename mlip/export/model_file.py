@@ -153,11 +153,14 @@ def load(path: str | Path, dtype: torch.dtype | None = None, device: str | torch
     except Exception as exc:
         raise ModelFileError(f"{path}: the weights cannot be read safely ({type(exc).__name__}: {exc})") from exc
     target = dtype or getattr(torch, header["dtype"])
-    potential = build_potential(
-        header["architecture"], header["elements"], header["cutoff"], dtype=target,
-        reference_energies={int(z): e for z, e in header["reference_energies"].items()},
-        **header.get("potential", {}), **header["network"],
-    )
+    try:
+        potential = build_potential(
+            header["architecture"], header["elements"], header["cutoff"], dtype=target,
+            reference_energies={int(z): e for z, e in header["reference_energies"].items()},
+            **header.get("potential", {}), **header["network"],
+        )
+    except (ValueError, TypeError) as exc:  # an option this mlip does not know, or a value it refuses
+        raise ModelFileError(f"{path}: the stored architecture cannot be built by mlip {_mlip_version()} ({exc})") from exc
     try:
         potential.load_state_dict({k: v.to(target) if v.is_floating_point() else v for k, v in weights.items()})
     except RuntimeError as exc:

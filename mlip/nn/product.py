@@ -105,12 +105,15 @@ class ProductBasis(nn.Module):
                              f"got '{product}'")
         self.lmax_out = lmax_out
         species = num_species if species_weights else None
-        self.products = nn.ModuleList(
-            GauntProduct(channels, lmax_in, lmax_in, lmax_out if order == correlation else lmax_in, species)
-            if product == "gaunt" else
-            ChannelwiseProduct(channels, lmax_in, lmax_in, lmax_out if order == correlation else lmax_in,
-                               symmetric=order == 2, num_species=species)
-            for order in range(2, correlation + 1))
+        products = []
+        for order in range(2, correlation + 1):
+            target = lmax_out if order == correlation else lmax_in
+            if product == "gaunt" and target > 0:  # a contraction to scalars stays sparse: 9 terms at l ≤ 2
+                products.append(GauntProduct(channels, lmax_in, lmax_in, target, species))
+            else:
+                products.append(ChannelwiseProduct(channels, lmax_in, lmax_in, target, symmetric=order == 2,
+                                                   num_species=species))
+        self.products = nn.ModuleList(products)
         self.linear = PathLinear(channels, channels, [correlation] * (lmax_out + 1))
 
     def forward(self, a: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
