@@ -88,7 +88,7 @@ class ProductBasis(nn.Module):
     element of the atom (as MACE's contraction weights do). `product="gaunt"` computes each ⊗
     on a sphere grid instead (`GauntProduct`: the same paths, with per-degree rather than
     per-path weights; cheaper where the output keeps l ≥ 1, dearer for a contraction to scalars:
-    `benchmarks.product_speed`).
+    `benchmarks.product_speed`), except a product to scalars only, which stays the sparse sum.
 
     Shapes: a (N, C, (lmax_in+1)²) channel layout, species_onehot (N, S) → (N, C, (lmax_out+1)²).
     """
