@@ -110,3 +110,11 @@ def test_network_with_gaunt_product_is_invariant_with_exact_forces():
     minus[2, 1] -= step
     numeric = -(energy_and_forces(plus)[0] - energy_and_forces(minus)[0]) / (2 * step)
     assert abs(numeric - float(forces[2, 1])) < 1e-7
+
+
+def test_gaunt_basis_keeps_the_contraction_to_scalars_sparse():
+    from mlip.nn.product import ChannelwiseProduct
+
+    kinds = [type(p) for p in ProductBasis(4, 2, 0, 3, product="gaunt").products]
+    assert kinds == [GauntProduct, ChannelwiseProduct]  # A ⊗ A keeps l ≤ 2 on the grid; the last, to scalars, stays sparse
+    assert [type(p) for p in ProductBasis(4, 3, 1, 3, product="gaunt").products] == [GauntProduct, GauntProduct]
