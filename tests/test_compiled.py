@@ -43,6 +43,11 @@ def test_exported_program_matches_eager(tmp_path):
     torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=1e-9)
     assert exported.metadata["atomic_numbers"] == [1, 6, 8, 29] and exported.cutoff == 4.5
+    single = GraphBatch.from_frames([Frame(numbers=[29, 29, 29, 29], positions=bulk("Cu", "fcc", a=3.6, cubic=True).positions
+                                           + 0.05, cell=np.eye(3) * 3.6, pbc=True)], 4.5).to(dtype=torch.float64)
+    one = exported(single.numbers, single.positions, single.cell, single.receivers, single.senders,
+                   single.shifts.to(torch.float64), single.batch, single.ptr)  # one structure: what an engine sends
+    torch.testing.assert_close(one["forces"], potential(single, forces=True)["forces"], rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="not in this model"):
         exported(torch.tensor([26, 26]), batch.positions[:2], batch.cell[:1], batch.receivers[:0], batch.senders[:0],
                  batch.shifts[:0].to(torch.float64), torch.zeros(2, dtype=torch.long), torch.tensor([0, 2]))

@@ -77,9 +77,12 @@ def export_energy_program(potential: Potential, path: str | Path, example=None) 
         frames = [Frame(numbers=numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)] * 2
         example = GraphBatch.from_frames(frames, potential.cutoff).to(dtype=potential.dtype, device=potential.device)
     args = _arguments(potential, example)
-    atoms, edges, graphs = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2), torch.export.Dim("graphs")
+    atoms, edges, graphs = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2), torch.export.Dim("graphs", min=1)
     dynamic = ({0: atoms}, {0: atoms}, {0: graphs}, {0: edges}, {0: edges}, {0: edges}, {0: atoms}, {0: graphs + 1})
-    program = torch.export.export(EnergyFunction(potential), args, dynamic_shapes=dynamic, strict=False)
+    from torch.fx.experimental import _config as shape_config
+
+    with shape_config.patch(backed_size_oblivious=True):  # no 0/1 specialisation: one structure is a valid call
+        program = torch.export.export(EnergyFunction(potential), args, dynamic_shapes=dynamic, strict=False)
     metadata = {"atomic_numbers": potential.atomic_numbers, "cutoff": potential.cutoff,
                 "dtype": str(potential.dtype).removeprefix("torch."), "units": {"energy": "eV", "length": "Å"},
                 "inputs": ["species", "positions", "cell", "receivers", "senders", "shifts", "batch", "ptr"]}
