@@ -8,15 +8,40 @@ import torch
 
 from mlip.graph.batch import GraphBatch
 
+FORCE_LOSSES = ("mse", "huber", "l2norm")
+
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the mean squared errors: energy per atom (eV²), force components (eV²/Å²),
-    stress components ((eV/Å³)²)."""
+    """Weights of the loss terms: energy per atom (of the squared error, eV⁻²), forces (of the
+    `forces_loss` term, see `force_term`), stress components (of the squared error, (eV/Å³)⁻²).
+
+    forces_loss: "mse" (squared force-component error, eV²/Å², MACE's default), "huber" (equal
+    to the squared error below `huber_delta` eV/Å, linear above: 2δ|e| − δ²) or "l2norm" (the
+    length of each atom's force-error vector, eV/Å: the loss of fairchem's force heads, "l2mae").
+    """
 
     energy: float = 1.0
     forces: float = 100.0
     stress: float = 0.0
+    forces_loss: str = "mse"
+    huber_delta: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.forces_loss not in FORCE_LOSSES:
+            raise ValueError(f"forces_loss must be one of {', '.join(FORCE_LOSSES)}, got '{self.forces_loss}'")
+        if not self.huber_delta > 0:
+            raise ValueError(f"huber_delta must be positive (eV/Å), got {self.huber_delta}")
+
+
+def force_term(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:
+    """Per-atom force loss (N,) from the force errors `error` (N, 3) eV/Å; `kind` as in `LossWeights`."""
+    if kind == "l2norm":  # the gradient of |e| is undefined at 0: the small floor keeps it finite
+        return (error.pow(2).sum(dim=1) + 1e-12).sqrt()
+    if kind == "huber":  # 2 × torch's Huber, so that it equals the squared error below δ
+        return 2.0 * torch.nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none",
+                                                    delta=delta).mean(dim=1)
+    return error.pow(2).mean(dim=1)
 
 
 def _masked_mean(squared: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -27,9 +52,10 @@ def _masked_mean(squared: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor
 
 def weighted_loss(predicted: dict[str, torch.Tensor], batch: GraphBatch,
                   weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Σ_w w · MSE, each over the structures (or atoms) that carry that label, with per-structure weights.
+    """Σ_w w · term, each over the structures (or atoms) that carry that label, with per-structure weights.
 
-    Returns the loss and its parts (each an unweighted MSE) for logging.
+    Returns the loss and its parts for logging, each an unweighted mean squared error whatever
+    the force term (eV²/atom², eV²/Å², (eV/Å³)²).
     """
     parts: dict[str, torch.Tensor] = {}
     n_atoms = batch.num_atoms.to(predicted["energy"].dtype)
@@ -40,9 +66,11 @@ def weighted_loss(predicted: dict[str, torch.Tensor], batch: GraphBatch,
     if "forces" in predicted:
         has_forces = torch.isfinite(batch.forces).all(dim=1)
         atom_weight = batch.weight[batch.batch]
-        squared = torch.nan_to_num(predicted["forces"] - batch.forces).pow(2).mean(dim=1)
-        parts["forces"] = _masked_mean(squared, has_forces, atom_weight)
-        loss = loss + weights.forces * parts["forces"]
+        error = torch.nan_to_num(predicted["forces"] - batch.forces)
+        parts["forces"] = _masked_mean(error.pow(2).mean(dim=1), has_forces, atom_weight)
+        term = parts["forces"] if weights.forces_loss == "mse" else _masked_mean(
+            force_term(error, weights.forces_loss, weights.huber_delta), has_forces, atom_weight)
+        loss = loss + weights.forces * term
     if "stress" in predicted and weights.stress > 0:
         has_stress = torch.isfinite(batch.stress).all(dim=(1, 2)) & torch.isfinite(predicted["stress"]).all(dim=(1, 2))
         squared = torch.nan_to_num(predicted["stress"] - batch.stress).pow(2).mean(dim=(1, 2))

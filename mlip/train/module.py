@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -40,7 +41,11 @@ class PotentialModule(pl.LightningModule):
             MACE's convention; they are not trained on), the path of a file of isolated atoms with
             energies, or {element: eV}. Printed at the start and stored in the model file.
         energy_weight: loss weight of the squared energy-per-atom error (eV/atom)².
-        forces_weight: loss weight of the squared force-component error (eV/Å)².
+        forces_weight: loss weight of the force term (`forces_loss`).
+        forces_loss: "mse" (squared force-component error, (eV/Å)², default), "huber" (squared below
+            huber_delta, linear above) or "l2norm" (length of each atom's force-error vector, eV/Å);
+            `mlip.train.loss.LossWeights`.
+        huber_delta: where the "huber" force term turns linear (eV/Å).
         stress_weight: loss weight of the squared stress-component error (eV/Å³)²; 0 ignores stress.
         late_energy_weight: energy weight from late_start_epoch on (MACE's second stage raises it);
             None keeps the weights fixed.
@@ -78,7 +83,7 @@ class PotentialModule(pl.LightningModule):
 
     def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
                  dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
-                 forces_weight: float = 100.0,
+                 forces_weight: float = 100.0, forces_loss: str = "mse", huber_delta: float = 0.01,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, late_start_fraction: float | None = None,
                  optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
@@ -107,7 +112,7 @@ class PotentialModule(pl.LightningModule):
         self.potential: Potential | None = None
         self.symmetry: SymmetryObjective | None = None
         self.symmetry_schedule = SymmetrySchedule(symmetry_weight, symmetry_warmup_epochs, symmetry_final_fraction)
-        self.weights = LossWeights(energy_weight, forces_weight, stress_weight)
+        self.weights = LossWeights(energy_weight, forces_weight, stress_weight, forces_loss, huber_delta)
         self.val_errors = ErrorAccumulator()
 
     # ----- model -----------------------------------------------------------------------------
@@ -191,7 +196,7 @@ class PotentialModule(pl.LightningModule):
 
     def use_late_weights(self) -> None:
         """MACE's second stage: the energy weight becomes `late_energy_weight` from here on."""
-        self.weights = LossWeights(self.hparams.late_energy_weight, self.weights.forces, self.weights.stress)
+        self.weights = dataclasses.replace(self.weights, energy=self.hparams.late_energy_weight)
 
     def rotated_embedding(self, batch: GraphBatch, rotations: torch.Tensor) -> torch.Tensor:
         """Per-atom embeddings (N, D) of the batch rotated by `rotations` (B, 3, 3): the symmetry
