@@ -9,6 +9,7 @@ from torch import nn
 from mlip.nn.interaction import InteractionBlock
 from mlip.nn.irreps import hidden_irreps
 from mlip.nn.radial import RadialSettings
+from mlip.nn.segments import NeighbourSegments
 
 
 def per_layer(value: int | list[int] | None, default: int, num_layers: int, name: str, least: int) -> list[int]:
@@ -81,6 +82,10 @@ class EquivariantNetwork(nn.Module):
                        if last else o3.Linear(irreps_out, o3.Irreps("0e")))
             self.readouts.append(readout)
             irreps = irreps_out
+        # neighbour sums as per-atom matrix products (`NeighbourSegments`) where the layout pays; a
+        # scatter sum otherwise and under torch.compile / torch.export. Not an option of the model:
+        # both give the same sums (a switch for tests and timing)
+        self.segment_sums = True
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor) -> torch.Tensor:
@@ -88,8 +93,9 @@ class EquivariantNetwork(nn.Module):
         lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)
         node_feats = self.embedding(onehot)
+        segments = NeighbourSegments.build(receivers, species.shape[0]) if self.segment_sums else None
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
         for block, readout in zip(self.blocks, self.readouts):
-            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders)
+            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments)
             energy = energy + readout(node_feats).squeeze(-1)
         return energy

@@ -12,6 +12,7 @@ from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
 from mlip.nn.product import ProductBasis
 from mlip.nn.radial import RadialSettings
+from mlip.nn.segments import NeighbourSegments
 from mlip.nn.sphere_grid import SphereGridActivation
 
 
@@ -70,8 +71,9 @@ class InteractionBlock(nn.Module):
         self.irreps_out = irreps_out
 
     def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,
-                lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
-        messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders)
+                lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor,
+                segments: NeighbourSegments | None = None) -> torch.Tensor:
+        messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders, segments)
         products = self.product(self.mix(messages), species_onehot)                 # channel layout
         features = self.down(to_block_layout(products, self.output_ls))
         return self.activation(features + self.skip(node_feats, species_onehot))

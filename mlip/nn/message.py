@@ -8,6 +8,7 @@ from torch import nn
 
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
 from mlip.nn.radial import RadialSettings
+from mlip.nn.segments import NeighbourSegments
 
 
 class EquivariantConvolution(nn.Module):
@@ -28,6 +29,11 @@ class EquivariantConvolution(nn.Module):
     outermost, measured at 14,336 edges). Exact, as e3nn's `TensorProduct`. Every path stays
     its own copy, for `PathLinear` to mix (`groups_to_block_layout` gives e3nn block layout,
     `irreps_out`).
+
+    With `segments` (`NeighbourSegments`, edges laid out per receiver) the neighbour sum is a
+    batched matrix product per atom instead: A_i = Σ_{e→i} Σ_d K[e, ·, d] (R[e] ⊙ h_j[d]), K the
+    edge's coupling block, so the per-edge (E, 2l3+1, paths, C) messages are never stored or
+    scattered (the same sum, summed in another order).
 
     Shapes: node_feats (N, irreps_in.dim), edge_sh (E, ≥ sh.dim: higher l beyond sh_irreps are unused), r (E,) Å
             → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
@@ -55,16 +61,24 @@ class EquivariantConvolution(nn.Module):
         self.dim_in, self.dim_sh, self.paths = dim_in, dim_sh, paths
         self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])  # as block layout
         self.paths_per_l = [n for _, _, n, _ in self.groups]
+        # per l3 group, the runs of paths sharing l_in (sorted by l_in within a group): (l_in, first, count)
+        self.runs_by_l_in = [[(l_in, start, sum(1 for p in paths[first:first + n] if p[0] == l_in))
+                              for l_in in sorted({p[0] for p in paths[first:first + n]})
+                              for start in [next(i for i, p in enumerate(paths[first:first + n]) if p[0] == l_in)]]
+                             for _, first, n, _ in self.groups]
         self.weight_numel = len(paths) * self.channels
         self.radial = radial.build(self.weight_numel)
         self.avg_num_neighbors = float(avg_num_neighbors)
 
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
-                receivers: torch.Tensor, senders: torch.Tensor) -> list[torch.Tensor]:
+                receivers: torch.Tensor, senders: torch.Tensor,
+                segments: NeighbourSegments | None = None) -> list[torch.Tensor]:
         n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
         weights = self.radial(lengths).reshape(n_edges, len(self.paths), c)  # (E, paths, C)
         # (N, dim_in, C) made contiguous before the gather, so that the gather copies whole rows
         features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous().index_select(0, senders)
+        if segments is not None:
+            return self._segment_sums(weights, features, edge_sh, segments)
         if self.dim_in == 1:  # scalar inputs (first layer): radial weights folded into the features
             weights = weights * features                                                    # (E, paths, C)
         widths = [self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
@@ -80,4 +94,28 @@ class EquivariantConvolution(nn.Module):
                 messages = products.reshape(n_edges, width, num_paths, c) * path_weights  # (E, 2l3+1, paths, C)
             summed = messages.new_zeros(n_nodes, width, num_paths, c).index_add_(0, receivers, messages)
             blocks.append((summed / self.avg_num_neighbors).permute(0, 3, 2, 1))  # (N, C, paths, 2l3+1) view
+        return blocks
+
+    def _segment_sums(self, weights: torch.Tensor, features: torch.Tensor, edge_sh: torch.Tensor,
+                      segments: NeighbourSegments) -> list[torch.Tensor]:
+        """The neighbour sums as per-atom matrix products: weights (E, paths, C), features (E, dim_in, C).
+
+        Each run of paths sharing l_in contracts only that l_in's 2l_in+1 feature components, so the
+        per-edge factor R ⊙ h_j holds Σ_paths (2l_in+1) rows per edge (fewer than the messages' rows)."""
+        n_edges = edge_sh.shape[0]
+        widths = [self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
+        couplings = (edge_sh[:, :self.dim_sh] @ self.coupling_by_l3).split(widths, dim=1)
+        blocks = []
+        for (l3, first, num_paths, _), coupling, runs in zip(self.groups, couplings, self.runs_by_l_in):
+            width = 2 * l3 + 1
+            coupling = coupling.reshape(n_edges, width, num_paths, self.dim_in)
+            parts = []
+            for l_in, start, count in runs:
+                components = slice(l_in * l_in, (l_in + 1) ** 2)
+                left = coupling[:, :, start:start + count, components].permute(2, 0, 3, 1)  # (paths, E, 2l_in+1, 2l3+1)
+                path_weights = weights[:, first + start:first + start + count].transpose(0, 1)
+                right = path_weights[:, :, None, :] * features[None, :, components, :]      # (paths, E, 2l_in+1, C)
+                parts.append(segments.neighbour_sum(left, right))                          # (paths, N, 2l3+1, C)
+            summed = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+            blocks.append((summed / self.avg_num_neighbors).permute(1, 3, 0, 2))            # (N, C, paths, 2l3+1)
         return blocks

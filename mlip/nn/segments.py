@@ -1,0 +1,62 @@
+"""Neighbour sums as batched matrix products: edges laid out per receiving atom, padded to the largest degree."""
+
+from __future__ import annotations
+
+import torch
+
+# padded slots allowed per edge before the padded layout is refused (the scatter sum is used instead):
+# bounds the memory of the padded tensors when one atom has far more neighbours than the rest
+MAX_PADDING = 2.0
+
+
+class NeighbourSegments:
+    """The edges of every receiving atom as one row of `degree` slots (zeros where an atom has fewer).
+
+    A neighbour sum Σ_{e→i} K[e] ⊗ G[e] of per-edge factors then becomes one batched matrix product
+    per atom, (width, D·d) @ (D·d, C), instead of a per-edge (E, width, C) tensor summed by a scatter:
+    the per-edge outer products are never stored, which is most of the memory traffic of a
+    convolution. Built once per forward pass from the receivers and shared by every layer.
+
+    `slots` (E,): the padded position receiver·D + rank of each edge among its receiver's edges (in
+    edge order). Shapes: receivers (E,) int64 in [0, num_nodes).
+    """
+
+    def __init__(self, receivers: torch.Tensor, num_nodes: int):
+        n_edges = receivers.shape[0]
+        counts = torch.bincount(receivers, minlength=num_nodes)
+        self.num_nodes = int(num_nodes)
+        self.degree = max(int(counts.max()), 1) if n_edges else 1
+        order = torch.argsort(receivers, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        ranked = receivers.index_select(0, order)
+        slots = torch.empty_like(receivers)
+        slots[order] = ranked * self.degree + torch.arange(n_edges, device=receivers.device) - starts.index_select(0, ranked)
+        self.slots = slots
+
+    @classmethod
+    def build(cls, receivers: torch.Tensor, num_nodes: int) -> "NeighbourSegments | None":
+        """The layout, or None where it does not pay or cannot be used: padding over `MAX_PADDING`
+        slots per edge, no edges, or while torch.compile / torch.export trace (the degree is data)."""
+        if receivers.shape[0] == 0 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return None
+        segments = cls(receivers, num_nodes)
+        if segments.num_nodes * segments.degree > MAX_PADDING * receivers.shape[0] + segments.num_nodes:
+            return None
+        return segments
+
+    def pad(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """x with its edge axis `dim` (size E) spread to num_nodes·degree slots, zeros in the padding."""
+        shape = list(x.shape)
+        shape[dim] = self.num_nodes * self.degree
+        return x.new_zeros(shape).index_copy(dim, self.slots, x)
+
+    def neighbour_sum(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Σ_{e→i} Σ_k left[p, e, k, w] right[p, e, k, c] for every receiver i and batch entry p.
+
+        left (P, E, k, W), right (P, E, k, C) → (P, N, W, C).
+        """
+        p, _, k, width = left.shape
+        channels = right.shape[-1]
+        left = self.pad(left, 1).reshape(p * self.num_nodes, self.degree * k, width)
+        right = self.pad(right, 1).reshape(p * self.num_nodes, self.degree * k, channels)
+        return torch.bmm(left.transpose(1, 2), right).reshape(p, self.num_nodes, width, channels)

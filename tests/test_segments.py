@@ -1,0 +1,128 @@
+"""Neighbour sums as per-atom matrix products (`NeighbourSegments`) equal the scatter sums they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+
+from mlip.graph import GraphBatch
+from mlip.io import Frame
+from mlip.models import build_potential
+from mlip.models.presets import load_preset
+from mlip.nn import segments as segments_module
+from mlip.nn.irreps import hidden_irreps
+from mlip.nn.message import EquivariantConvolution
+from mlip.nn.radial import RadialSettings
+from mlip.nn.segments import NeighbourSegments
+from e3nn import o3
+
+pytestmark = pytest.mark.usefixtures("float64_default")
+
+
+def _random_graph(n_nodes: int = 12, n_edges: int = 50, seed: int = 0):
+    """Unsorted receivers, uneven degrees, one atom without neighbours (node n_nodes − 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    receivers = torch.randint(0, n_nodes - 1, (n_edges,), generator=generator)
+    senders = torch.randint(0, n_nodes, (n_edges,), generator=generator)
+    return receivers, senders
+
+
+def test_slots_place_every_edge_in_its_receivers_row_once():
+    receivers, _ = _random_graph()
+    segments = NeighbourSegments(receivers, 12)
+    counts = torch.bincount(receivers, minlength=12)
+    assert segments.degree == int(counts.max())
+    assert len(set(segments.slots.tolist())) == len(receivers)                 # no two edges share a slot
+    assert torch.equal(segments.slots // segments.degree, receivers)           # each in its receiver's row
+    # ranks within a row follow the edge order (stable)
+    for node in range(12):
+        ranks = (segments.slots[receivers == node] % segments.degree).tolist()
+        assert ranks == list(range(len(ranks)))
+
+
+def test_neighbour_sum_equals_the_scatter_sum():
+    receivers, _ = _random_graph()
+    left, right = torch.randn(3, 50, 2, 5), torch.randn(3, 50, 2, 7)
+    got = NeighbourSegments(receivers, 12).neighbour_sum(left, right)          # (3, 12, 5, 7)
+    outer = torch.einsum("pekw,pekc->pewc", left, right)
+    expected = torch.zeros(3, 12, 5, 7).index_add_(1, receivers, outer)
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert torch.equal(got[:, 11], torch.zeros(3, 5, 7))                       # the atom without neighbours
+
+
+def test_layout_is_refused_where_it_does_not_pay():
+    receivers = torch.cat([torch.zeros(40, dtype=torch.long), torch.arange(1, 30)])  # one atom with 40 neighbours
+    assert NeighbourSegments.build(receivers, 30) is None                      # 30 × 40 slots for 69 edges
+    assert NeighbourSegments.build(torch.zeros(0, dtype=torch.long), 5) is None
+    assert NeighbourSegments.build(torch.arange(10) % 5, 5) is not None
+
+
+@pytest.mark.parametrize("lmax_in,sh_lmax,a_lmax", [(0, 3, 3), (1, 2, 2), (1, 3, 1), (2, 2, 2)])
+def test_convolution_gives_the_same_sums_and_gradients_both_ways(lmax_in, sh_lmax, a_lmax):
+    torch.manual_seed(0)
+    irreps_in, sh = hidden_irreps(4, lmax_in), o3.Irreps.spherical_harmonics(sh_lmax)
+    conv = EquivariantConvolution(irreps_in, sh, a_lmax, RadialSettings(cutoff=4.0, kind="mlp"), avg_num_neighbors=3.0)
+    receivers, senders = _random_graph()
+    vectors = (3 * torch.rand(50, 3) - 1.5).requires_grad_(True)
+    x = irreps_in.randn(12, -1).requires_grad_(True)
+
+    def run(segments):
+        edge_sh = o3.spherical_harmonics(sh, vectors, normalize=True, normalization="component")
+        blocks = conv(x, edge_sh, vectors.norm(dim=-1), receivers, senders, segments)
+        total = sum((b * torch.linspace(0.5, 1.5, b.numel()).reshape(b.shape)).sum() for b in blocks)
+        return blocks, torch.autograd.grad(total, [x, vectors])
+
+    scattered, scattered_grads = run(None)
+    laid_out, laid_out_grads = run(NeighbourSegments(receivers, 12))
+    for a, b in zip(scattered, laid_out):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-12)
+    for a, b in zip(scattered_grads, laid_out_grads):
+        assert torch.allclose(a, b, atol=1e-11)
+
+
+@pytest.mark.parametrize("frames", ["molecule", "crystals"])
+def test_network_energies_forces_and_stress_equal_both_ways(frames):
+    """A whole potential (float64): the per-atom layout changes no energy, force or stress, for a molecule
+    with uneven degrees and for a batch of two crystals (one strained and rattled)."""
+    if frames == "molecule":
+        atoms = [molecule("CH3CH2OH")]
+    else:
+        first = bulk("Si", "diamond", a=5.43, cubic=True)
+        second = bulk("Si", "diamond", a=5.5).repeat((2, 2, 2))
+        second.rattle(0.05, seed=1)
+        atoms = [first, second]
+    batch = GraphBatch.from_frames([Frame(numbers=a.numbers, positions=a.positions, cell=a.cell.array, pbc=a.pbc)
+                                    for a in atoms], 4.0)
+    elements = sorted({int(z) for a in atoms for z in a.numbers})
+    torch.manual_seed(0)
+    potential = build_potential(elements=elements, cutoff=4.0, dtype=torch.float64, **load_preset("equivariant_medium"))
+    stress = frames == "crystals"
+    potential.network.segment_sums = False
+    scattered = potential(batch, forces=True, stress=stress)
+    potential.network.segment_sums = True
+    laid_out = potential(batch, forces=True, stress=stress)
+    for key in ["energy", "forces"] + (["stress"] if stress else []):
+        assert torch.allclose(scattered[key], laid_out[key], rtol=1e-12, atol=1e-12), key
+
+
+def test_padding_limit_falls_back_to_the_scatter_sum(monkeypatch):
+    """Past MAX_PADDING the network takes the scatter path and the energy stays the same."""
+    atoms = molecule("CH3CH2OH")
+    batch = GraphBatch.from_frames([Frame(numbers=atoms.numbers, positions=atoms.positions)], 4.0)
+    torch.manual_seed(0)
+    potential = build_potential(elements=[1, 6, 8], cutoff=4.0, dtype=torch.float64, **load_preset("equivariant_medium"))
+    reference = potential(batch, forces=False)["energy"]
+    built = []
+    original = NeighbourSegments.build.__func__
+
+    def recording(cls, receivers, num_nodes):
+        built.append(original(cls, receivers, num_nodes))
+        return built[-1]
+
+    monkeypatch.setattr(segments_module, "MAX_PADDING", 0.0)
+    monkeypatch.setattr(NeighbourSegments, "build", classmethod(recording))
+    assert torch.allclose(potential(batch, forces=False)["energy"], reference, atol=1e-12)
+    assert built == [None]
+    assert np.isfinite(reference.item())
