@@ -61,11 +61,20 @@ class EquivariantConvolution(nn.Module):
         self.dim_in, self.dim_sh, self.paths = dim_in, dim_sh, paths
         self.irreps_out = o3.Irreps([(self.channels, (l3, (-1) ** l3)) for _, _, l3 in paths])  # as block layout
         self.paths_per_l = [n for _, _, n, _ in self.groups]
-        # per l3 group, the runs of paths sharing l_in (sorted by l_in within a group): (l_in, first, count)
-        self.runs_by_l_in = [[(l_in, start, sum(1 for p in paths[first:first + n] if p[0] == l_in))
-                              for l_in in sorted({p[0] for p in paths[first:first + n]})
-                              for start in [next(i for i, p in enumerate(paths[first:first + n]) if p[0] == l_in)]]
-                             for _, first, n, _ in self.groups]
+        # the per-atom layout contracts runs of consecutive paths sharing (l3, l_in) (paths are sorted by l3,
+        # then l_in), each with only l_in's 2l_in+1 components: (group, l_in, paths in the run) in path order
+        self.runs = [(g, l_in, sum(1 for p in paths[first:first + n] if p[0] == l_in))
+                     for g, (_, first, n, _) in enumerate(self.groups)
+                     for l_in in sorted({p[0] for p in paths[first:first + n]})]
+        run_blocks, path = [], 0
+        for g, l_in, count in self.runs:  # (dim_sh, [paths, 2l_in+1, 2l3+1]) per run, side by side
+            l3, first, n, _ = self.groups[g]
+            block = blocks[g].reshape(dim_sh, 2 * l3 + 1, n, dim_in)[:, :, path - first:path - first + count,
+                                                                      l_in * l_in:(l_in + 1) ** 2]
+            run_blocks.append(block.permute(0, 2, 3, 1).reshape(dim_sh, -1))
+            path += count
+        self.register_buffer("coupling_by_run", torch.cat(run_blocks, dim=1).to(torch.get_default_dtype()),
+                             persistent=False)
         self.weight_numel = len(paths) * self.channels
         self.radial = radial.build(self.weight_numel)
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -100,22 +109,19 @@ class EquivariantConvolution(nn.Module):
                       segments: NeighbourSegments) -> list[torch.Tensor]:
         """The neighbour sums as per-atom matrix products: weights (E, paths, C), features (E, dim_in, C).
 
-        Each run of paths sharing l_in contracts only that l_in's 2l_in+1 feature components, so the
-        per-edge factor R ⊙ h_j holds Σ_paths (2l_in+1) rows per edge (fewer than the messages' rows)."""
+        Each run of paths sharing (l3, l_in) contracts only l_in's 2l_in+1 feature components, so the
+        per-edge factor R ⊙ h_j holds Σ_paths (2l_in+1) rows per edge (fewer than the messages' rows).
+        Operands are split once, not sliced per run (a slice's backward fills a full-size zero tensor)."""
         n_edges = edge_sh.shape[0]
-        widths = [self.dim_in * n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
-        couplings = (edge_sh[:, :self.dim_sh] @ self.coupling_by_l3).split(widths, dim=1)
-        blocks = []
-        for (l3, first, num_paths, _), coupling, runs in zip(self.groups, couplings, self.runs_by_l_in):
-            width = 2 * l3 + 1
-            coupling = coupling.reshape(n_edges, width, num_paths, self.dim_in)
-            parts = []
-            for l_in, start, count in runs:
-                components = slice(l_in * l_in, (l_in + 1) ** 2)
-                left = coupling[:, :, start:start + count, components].permute(2, 0, 3, 1)  # (paths, E, 2l_in+1, 2l3+1)
-                path_weights = weights[:, first + start:first + start + count].transpose(0, 1)
-                right = path_weights[:, :, None, :] * features[None, :, components, :]      # (paths, E, 2l_in+1, C)
-                parts.append(segments.neighbour_sum(left, right))                          # (paths, N, 2l3+1, C)
-            summed = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-            blocks.append((summed / self.avg_num_neighbors).permute(1, 3, 0, 2))            # (N, C, paths, 2l3+1)
-        return blocks
+        widths = [count * (2 * l_in + 1) * (2 * self.groups[g][0] + 1) for g, l_in, count in self.runs]
+        lefts = (edge_sh[:, :self.dim_sh] @ self.coupling_by_run).split(widths, dim=1)
+        path_weights = weights.split([count for _, _, count in self.runs], dim=1)           # (E, paths, C) each
+        components = features.split([2 * l + 1 for l in range(self.lmax_in + 1)], dim=1)  # (E, 2l_in+1, C) each
+        sums: list[list[torch.Tensor]] = [[] for _ in self.groups]
+        for (g, l_in, count), left, weight in zip(self.runs, lefts, path_weights):
+            width = 2 * self.groups[g][0] + 1
+            left = left.reshape(n_edges, count, 2 * l_in + 1, width).transpose(0, 1)    # (paths, E, 2l_in+1, 2l3+1)
+            right = weight.transpose(0, 1)[:, :, None, :] * components[l_in]           # (paths, E, 2l_in+1, C)
+            sums[g].append(segments.neighbour_sum(left, right))                         # (paths, N, 2l3+1, C)
+        return [((parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)) / self.avg_num_neighbors)
+                .permute(1, 3, 0, 2) for parts in sums]                                # (N, C, paths, 2l3+1)
