@@ -37,7 +37,8 @@ class NeighbourSegments:
     def build(cls, receivers: torch.Tensor, num_nodes: int) -> "NeighbourSegments | None":
         """The layout, or None where it does not pay or cannot be used: padding over `MAX_PADDING`
         slots per edge, no edges, or while torch.compile / torch.export trace (the degree is data)."""
-        if receivers.shape[0] == 0 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        exporting = getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.5
+        if receivers.shape[0] == 0 or torch.compiler.is_compiling() or exporting:
             return None
         segments = cls(receivers, num_nodes)
         if segments.num_nodes * segments.degree > MAX_PADDING * receivers.shape[0] + segments.num_nodes:
