@@ -45,11 +45,22 @@ def test_slots_place_every_edge_in_its_receivers_row_once():
 def test_neighbour_sum_equals_the_scatter_sum():
     receivers, _ = _random_graph()
     left, right = torch.randn(3, 50, 2, 5), torch.randn(3, 50, 2, 7)
-    got = NeighbourSegments(receivers, 12).neighbour_sum(left, right)          # (3, 12, 5, 7)
+    segments = NeighbourSegments(receivers, 12)
+    got = segments.neighbour_sum(segments.pad(left, 1), segments.pad(right, 1))  # (3, 12, 5, 7)
     outer = torch.einsum("pekw,pekc->pewc", left, right)
     expected = torch.zeros(3, 12, 5, 7).index_add_(1, receivers, outer)
     assert torch.allclose(got, expected, atol=1e-12)
     assert torch.equal(got[:, 11], torch.zeros(3, 5, 7))                       # the atom without neighbours
+
+
+def test_edges_already_in_the_layout_are_not_copied():
+    """Edges grouped by receiver with one degree everywhere (a one-site crystal) are the layout itself."""
+    receivers = torch.arange(6).repeat_interleave(4)
+    segments = NeighbourSegments(receivers, 6)
+    x = torch.randn(24, 3)
+    assert segments.identity and segments.pad(x, 0) is x
+    assert not NeighbourSegments(receivers.flip(0), 6).identity                # same degrees, other order
+    assert not NeighbourSegments(receivers[1:], 6).identity                    # one atom with fewer
 
 
 def test_layout_is_refused_where_it_does_not_pay():
@@ -70,7 +81,10 @@ def test_convolution_gives_the_same_sums_and_gradients_both_ways(lmax_in, sh_lma
 
     def run(segments):
         edge_sh = o3.spherical_harmonics(sh, vectors, normalize=True, normalization="component")
-        blocks = conv(x, edge_sh, vectors.norm(dim=-1), receivers, senders, segments)
+        edge_senders = senders
+        if segments is not None:  # as the network passes them: harmonics and senders in the slot layout
+            edge_sh, edge_senders = segments.pad(edge_sh, 0), segments.pad(senders, 0)
+        blocks = conv(x, edge_sh, vectors.norm(dim=-1), receivers, edge_senders, segments)
         total = sum((b * torch.linspace(0.5, 1.5, b.numel()).reshape(b.shape)).sum() for b in blocks)
         return blocks, torch.autograd.grad(total, [x, vectors])
 
@@ -82,12 +96,15 @@ def test_convolution_gives_the_same_sums_and_gradients_both_ways(lmax_in, sh_lma
         assert torch.allclose(a, b, atol=1e-11)
 
 
-@pytest.mark.parametrize("frames", ["molecule", "crystals"])
+@pytest.mark.parametrize("frames", ["molecule", "crystals", "perfect_crystal"])
 def test_network_energies_forces_and_stress_equal_both_ways(frames):
     """A whole potential (float64): the per-atom layout changes no energy, force or stress, for a molecule
-    with uneven degrees and for a batch of two crystals (one strained and rattled)."""
+    with uneven degrees, a batch of two crystals (one strained and rattled) and a perfect crystal (whose
+    edges are the layout already)."""
     if frames == "molecule":
         atoms = [molecule("CH3CH2OH")]
+    elif frames == "perfect_crystal":
+        atoms = [bulk("Si", "diamond", a=5.43, cubic=True)]
     else:
         first = bulk("Si", "diamond", a=5.43, cubic=True)
         second = bulk("Si", "diamond", a=5.5).repeat((2, 2, 2))
@@ -98,7 +115,9 @@ def test_network_energies_forces_and_stress_equal_both_ways(frames):
     elements = sorted({int(z) for a in atoms for z in a.numbers})
     torch.manual_seed(0)
     potential = build_potential(elements=elements, cutoff=4.0, dtype=torch.float64, **load_preset("equivariant_medium"))
-    stress = frames == "crystals"
+    stress = frames != "molecule"
+    if frames == "perfect_crystal":
+        assert NeighbourSegments.build(batch.receivers, 8).identity
     potential.network.segment_sums = False
     scattered = potential(batch, forces=True, stress=stress)
     potential.network.segment_sums = True

@@ -94,6 +94,8 @@ class EquivariantNetwork(nn.Module):
         edge_sh = self.spherical_harmonics(edge_vectors)
         node_feats = self.embedding(onehot)
         segments = NeighbourSegments.build(receivers, species.shape[0]) if self.segment_sums else None
+        if segments is not None:  # the convolutions' per-edge inputs laid out per receiver once, for every layer
+            edge_sh, senders = segments.pad(edge_sh, 0), segments.pad(senders, 0)
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
         for block, readout in zip(self.blocks, self.readouts):
             node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments)

@@ -36,7 +36,8 @@ class EquivariantConvolution(nn.Module):
     scattered (the same sum, summed in another order).
 
     Shapes: node_feats (N, irreps_in.dim), edge_sh (E, ≥ sh.dim: higher l beyond sh_irreps are unused), r (E,) Å
-            → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
+            → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`). With `segments`,
+            edge_sh and senders come in its slot layout (N·D rows, `NeighbourSegments.pad`), r as (E,).
     """
 
     def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, radial: RadialSettings,
@@ -83,7 +84,9 @@ class EquivariantConvolution(nn.Module):
                 receivers: torch.Tensor, senders: torch.Tensor,
                 segments: NeighbourSegments | None = None) -> list[torch.Tensor]:
         n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
-        weights = self.radial(lengths).reshape(n_edges, len(self.paths), c)  # (E, paths, C)
+        weights = self.radial(lengths).reshape(lengths.shape[0], len(self.paths), c)  # (E, paths, C)
+        if segments is not None:  # zeros in the padding slots: those contribute nothing
+            weights = segments.pad(weights, 0)                                             # (N·D, paths, C)
         # (N, dim_in, C) made contiguous before the gather, so that the gather copies whole rows
         features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous().index_select(0, senders)
         if segments is not None:

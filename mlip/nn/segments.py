@@ -15,10 +15,14 @@ class NeighbourSegments:
     A neighbour sum Σ_{e→i} K[e] ⊗ G[e] of per-edge factors then becomes one batched matrix product
     per atom, (width, D·d) @ (D·d, C), instead of a per-edge (E, width, C) tensor summed by a scatter:
     the per-edge outer products are never stored, which is most of the memory traffic of a
-    convolution. Built once per forward pass from the receivers and shared by every layer.
+    convolution. Built once per forward pass from the receivers and shared by every layer; the
+    per-edge inputs (harmonics, senders, radial weights) are laid out once (`pad`) and every
+    product then computed in that layout, so no per-edge product is copied into it.
 
     `slots` (E,): the padded position receiver·D + rank of each edge among its receiver's edges (in
-    edge order). Shapes: receivers (E,) int64 in [0, num_nodes).
+    edge order). `identity`: the edges already are that layout (grouped by receiver, every atom with
+    D neighbours: a crystal of one site type, as the graph builder orders its pairs), so laying them
+    out is a reshape, not a copy. Shapes: receivers (E,) int64 in [0, num_nodes).
     """
 
     def __init__(self, receivers: torch.Tensor, num_nodes: int):
@@ -32,6 +36,8 @@ class NeighbourSegments:
         slots = torch.empty_like(receivers)
         slots[order] = ranked * self.degree + torch.arange(n_edges, device=receivers.device) - starts.index_select(0, ranked)
         self.slots = slots
+        self.identity = n_edges == self.num_nodes * self.degree and bool(
+            torch.equal(slots, torch.arange(n_edges, device=receivers.device)))
 
     @classmethod
     def build(cls, receivers: torch.Tensor, num_nodes: int) -> "NeighbourSegments | None":
@@ -47,17 +53,20 @@ class NeighbourSegments:
 
     def pad(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """x with its edge axis `dim` (size E) spread to num_nodes·degree slots, zeros in the padding."""
+        if self.identity:
+            return x
         shape = list(x.shape)
         shape[dim] = self.num_nodes * self.degree
         return x.new_zeros(shape).index_copy(dim, self.slots, x)
 
     def neighbour_sum(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Σ_{e→i} Σ_k left[p, e, k, w] right[p, e, k, c] for every receiver i and batch entry p.
+        """Σ_{e→i} Σ_k left[p, e, k, w] right[p, e, k, c] for every receiver i and batch entry p, with
+        both factors already in the slot layout (`pad`; padding slots must hold zeros in one of them).
 
-        left (P, E, k, W), right (P, E, k, C) → (P, N, W, C).
+        left (P, N·D, k, W), right (P, N·D, k, C) → (P, N, W, C).
         """
         p, _, k, width = left.shape
         channels = right.shape[-1]
-        left = self.pad(left, 1).reshape(p * self.num_nodes, self.degree * k, width)
-        right = self.pad(right, 1).reshape(p * self.num_nodes, self.degree * k, channels)
+        left = left.reshape(p * self.num_nodes, self.degree * k, width)
+        right = right.reshape(p * self.num_nodes, self.degree * k, channels)
         return torch.bmm(left.transpose(1, 2), right).reshape(p, self.num_nodes, width, channels)
