@@ -56,21 +56,25 @@ class ChannelwiseProduct(nn.Module):
         self.mix = PathLinear(channels, channels, [n for _, _, n, _ in self.groups])
 
     def contract(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Σ_ij C_ijk x_i y_j channel by channel, every path's columns: (N, C, ·) × 2 → (N, C, columns)."""
+        """Σ_ij C_ijk x_i y_j channel by channel, every path's columns: (N, C, ·) × 2 → (columns, N·C)."""
         n, c = x.shape[0], x.shape[1]
         x_rows, y_rows = x.reshape(n * c, -1).t(), y.reshape(n * c, -1).t()                # (dim, N·C)
         terms = x_rows.index_select(0, self.first) * y_rows.index_select(0, self.second) * self.value
-        return terms.new_zeros(self.columns, n * c).index_add_(0, self.column, terms).t().reshape(n, c, -1)
+        return terms.new_zeros(self.columns, n * c).index_add_(0, self.column, terms)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
         n, c = x.shape[0], x.shape[1]
-        out = self.contract(x, y)
+        # columns are grouped by l3 (paths, then components): split into contiguous (paths, 2l3+1, N, C)
+        # blocks, not sliced per group (a slice's backward fills a full-size zero tensor)
+        parts = self.contract(x, y).split([num_paths * (2 * l3 + 1) for l3, _, num_paths, _ in self.groups], dim=0)
         if self.per_species:
-            weights = (species_onehot @ self.weights.reshape(self.weights.shape[0], -1)).reshape(n, c, -1)
+            weights = (species_onehot @ self.weights.reshape(self.weights.shape[0], -1)).reshape(n, c, -1).permute(2, 0, 1)
         groups = []
-        for l3, first, num_paths, column in self.groups:
-            group = out[:, :, column:column + num_paths * (2 * l3 + 1)].reshape(n, c, num_paths, 2 * l3 + 1)
-            groups.append(group * weights[:, :, first:first + num_paths, None] if self.per_species else group)
+        for (l3, first, num_paths, _), part in zip(self.groups, parts):
+            part = part.reshape(num_paths, 2 * l3 + 1, n, c)
+            if self.per_species:
+                part = part * weights[first:first + num_paths, None]                     # (paths, 1, N, C) weights
+            groups.append(part.permute(2, 3, 0, 1))                                     # (N, C, paths, 2l3+1) view
         return self.mix(groups)
 
 
