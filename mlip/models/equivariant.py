@@ -43,9 +43,16 @@ class EquivariantNetwork(nn.Module):
     Inputs are species indices and edge vectors only, so the energy is invariant to
     translations by construction and to rotations/reflections through e3nn's exact algebra.
 
-    Shapes: species (N,) int64 in [0, num_species), edge_vectors (E, 3) Å, receivers/senders (E,)
-            → per-atom energies (N,) in the network's units (the `Potential` scales them to eV).
+    `edge_pairs` (`mlip.graph.edge_pairs.edge_pairs`, which the `Potential` passes): the radial
+    weights of each bond are computed once for its two opposite edges (half the radial network's
+    work, the same energy); without it, once per edge.
+
+    Shapes: species (N,) int64 in [0, num_species), edge_vectors (E, 3) Å, receivers/senders (E,),
+            edge_pairs (representative (P,), pair (E,)) int64 → per-atom energies (N,) in the network's
+            units (the `Potential` scales them to eV).
     """
+
+    accepts_edge_pairs = True
 
     def __init__(self, num_species: int, cutoff: float, channels: int = 32, lmax: int = 2,
                  sh_lmax: int | list[int] | None = None,
@@ -88,9 +95,14 @@ class EquivariantNetwork(nn.Module):
         self.segment_sums = True
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
-                senders: torch.Tensor) -> torch.Tensor:
+                senders: torch.Tensor, edge_pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         onehot = nn.functional.one_hot(species, self.num_species).to(edge_vectors.dtype)
-        lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
+        pair = None
+        if edge_pairs is not None:  # one length per bond: the radial networks run once per bond
+            representative, pair = edge_pairs
+            lengths = torch.linalg.vector_norm(edge_vectors.index_select(0, representative), dim=-1)
+        else:
+            lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)
         node_feats = self.embedding(onehot)
         segments = NeighbourSegments.build(receivers, species.shape[0]) if self.segment_sums else None
@@ -98,6 +110,6 @@ class EquivariantNetwork(nn.Module):
             edge_sh, senders = segments.pad(edge_sh, 0), segments.pad(senders, 0)
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
         for block, readout in zip(self.blocks, self.readouts):
-            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments)
+            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments, pair)
             energy = energy + readout(node_feats).squeeze(-1)
         return energy

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mlip.graph.batch import GraphBatch
+from mlip.graph.edge_pairs import edge_pairs
 
 
 def strained(positions: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor
@@ -118,6 +119,8 @@ class Potential(nn.Module):
             out["embedding"] = self._network_embedding(species, vectors, batch, structure)
             node = self.network.head(out["embedding"])
         else:
+            if getattr(self.network, "accepts_edge_pairs", False):
+                structure["edge_pairs"] = edge_pairs(batch.receivers, batch.senders, batch.shifts, len(species))
             node = self.network(species, vectors, batch.receivers, batch.senders, **structure)
         node_energy = self.scale * node + self.shift + self.reference[species]
         if self.repulsion is not None:

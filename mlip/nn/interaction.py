@@ -40,8 +40,8 @@ class InteractionBlock(nn.Module):
     (scalars: SiLU; l > 0: scaled by sigmoid-gated scalars), Facet's sphere-grid MLP
     (`"grid"`, approximately equivariant) or identity.
 
-    Shapes: node_feats (N, irreps_in.dim), species_onehot (N, S), edge_sh (E, ·), lengths (E,)
-            → (N, irreps_out.dim).
+    Shapes: node_feats (N, irreps_in.dim), species_onehot (N, S), edge_sh (E, ·), lengths (E,), or one per
+            bond (P,) with pair (E,) (`EquivariantConvolution`) → (N, irreps_out.dim).
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, sh_irreps: o3.Irreps, num_species: int,
@@ -72,8 +72,8 @@ class InteractionBlock(nn.Module):
 
     def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,
                 lengths: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor,
-                segments: NeighbourSegments | None = None) -> torch.Tensor:
-        messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders, segments)
+                segments: NeighbourSegments | None = None, pair: torch.Tensor | None = None) -> torch.Tensor:
+        messages = self.conv(self.up(node_feats), edge_sh, lengths, receivers, senders, segments, pair)
         products = self.product(self.mix(messages), species_onehot)                 # channel layout
         features = self.down(to_block_layout(products, self.output_ls))
         return self.activation(features + self.skip(node_feats, species_onehot))

@@ -35,9 +35,13 @@ class EquivariantConvolution(nn.Module):
     edge's coupling block, so the per-edge (E, 2l3+1, paths, C) messages are never stored or
     scattered (the same sum, summed in another order).
 
-    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, ≥ sh.dim: higher l beyond sh_irreps are unused), r (E,) Å
-            → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`). With `segments`,
-            edge_sh and senders come in its slot layout (N·D rows, `NeighbourSegments.pad`), r as (E,).
+    With `pair` (`mlip.graph.edge_pairs`: the bond of every edge), `lengths` holds one length per
+    bond (P,) and the radial weights are computed once per bond and read by both of its edges.
+
+    Shapes: node_feats (N, irreps_in.dim), edge_sh (E, ≥ sh.dim: higher l beyond sh_irreps are unused), lengths (E,)
+            Å, or (P,) with pair (E,) int64 → one (N, C, paths, 2l3+1) tensor per l3 = 0, 1, ... (`paths_per_l`).
+            With `segments`, edge_sh and senders come in its slot layout (N·D rows, `NeighbourSegments.pad`),
+            lengths and pair as above.
     """
 
     def __init__(self, irreps_in: o3.Irreps, sh_irreps: o3.Irreps, lmax: int, radial: RadialSettings,
@@ -82,9 +86,12 @@ class EquivariantConvolution(nn.Module):
 
     def forward(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
                 receivers: torch.Tensor, senders: torch.Tensor,
-                segments: NeighbourSegments | None = None) -> list[torch.Tensor]:
+                segments: NeighbourSegments | None = None, pair: torch.Tensor | None = None) -> list[torch.Tensor]:
         n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
-        weights = self.radial(lengths).reshape(lengths.shape[0], len(self.paths), c)  # (E, paths, C)
+        weights = self.radial(lengths)                                                   # (E or P, paths·C)
+        if pair is not None:  # one row per bond → one per edge
+            weights = weights.index_select(0, pair)
+        weights = weights.reshape(weights.shape[0], len(self.paths), c)                # (E, paths, C)
         if segments is not None:  # zeros in the padding slots: those contribute nothing
             weights = segments.pad(weights, 0)                                             # (N·D, paths, C)
         # (N, dim_in, C) made contiguous before the gather, so that the gather copies whole rows
