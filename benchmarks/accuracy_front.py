@@ -259,7 +259,7 @@ def mlip_predictions(model: Path, test: Path, stress: bool) -> tuple[np.ndarray,
     from mlip.io import Frame
 
     torch.set_num_threads(1)
-    potential = load(model).eval()
+    potential = load(model).eval().requires_grad_(False)  # frozen, as mlip's and MACE's calculators run models
     reference = ase.io.read(test, ":")
     energies, forces, stresses, seconds = [], [], [], []
     for atoms in reference:

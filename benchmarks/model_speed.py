@@ -64,7 +64,9 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
     elements = sorted(set(atoms.numbers.tolist()))
-    potential = build_potential(elements=elements, cutoff=5.0, dtype=dtype, **options).eval()
+    # frozen weights, as mlip's calculator and simulation engines load models (MACE's side is frozen the same way,
+    # as its calculator does)
+    potential = build_potential(elements=elements, cutoff=5.0, dtype=dtype, **options).eval().requires_grad_(False)
     frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc)
     start = time.perf_counter()
     batch = GraphBatch.from_frames([frame], 5.0).to(dtype=dtype)

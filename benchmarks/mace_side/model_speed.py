@@ -47,6 +47,8 @@ def main() -> None:
         atomic_numbers=numbers, correlation=3, gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64],
         atomic_inter_scale=1.0, atomic_inter_shift=0.0,
     ).to(dtype).eval()
+    for parameter in model.parameters():  # as MACECalculator runs models (and mlip's side its own)
+        parameter.requires_grad = False
     start = time.perf_counter()
     config = data.config_from_atoms(atoms)
     loader = torch_geometric.dataloader.DataLoader([data.AtomicData.from_config(config, z_table=table, cutoff=5.0)],

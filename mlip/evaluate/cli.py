@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                               require=("energy",)).as_kwargs()
     root = Path(args.out) if args.out else Path(args.model).parent / "eval"
     try:
-        potential = load(args.model, device=args.device)
+        potential = load(args.model, device=args.device).requires_grad_(False)  # inference: frozen weights
         for item, out in zip(args.data, output_folders(args.data, root)):
             evaluate_one(potential, item, out, args, read_options)
         if args.equivariance:

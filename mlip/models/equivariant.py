@@ -6,6 +6,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.frozen import FrozenDenseLinear
 from mlip.nn.interaction import InteractionBlock
 from mlip.nn.irreps import hidden_irreps
 from mlip.nn.radial import RadialSettings
@@ -72,7 +73,7 @@ class EquivariantNetwork(nn.Module):
         # a module, so that forward touches no Irreps object (torch.compile cannot guard on them)
         self.spherical_harmonics = o3.SphericalHarmonics(self.sh_irreps, normalize=True, normalization="component")
         scalars = o3.Irreps(f"{channels}x0e")
-        self.embedding = o3.Linear(o3.Irreps(f"{num_species}x0e"), scalars)
+        self.embedding = FrozenDenseLinear(o3.Irreps(f"{num_species}x0e"), scalars)
         self.blocks = nn.ModuleList()
         self.readouts = nn.ModuleList()
         irreps = scalars
@@ -84,9 +85,9 @@ class EquivariantNetwork(nn.Module):
                                      radial_settings, avg_num_neighbors, correlation, nonlinearity, a_lmaxes[layer],
                                      species_product, product)
             self.blocks.append(block)
-            readout = (nn.Sequential(o3.Linear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
-                                     o3.Linear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))
-                       if last else o3.Linear(irreps_out, o3.Irreps("0e")))
+            readout = (nn.Sequential(FrozenDenseLinear(irreps_out, o3.Irreps(f"{readout_hidden}x0e")), nn.SiLU(),
+                                     FrozenDenseLinear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))
+                       if last else FrozenDenseLinear(irreps_out, o3.Irreps("0e")))
             self.readouts.append(readout)
             irreps = irreps_out
         # neighbour sums as per-atom matrix products (`NeighbourSegments`) where the layout pays; a

@@ -7,6 +7,7 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.frozen import FrozenDenseLinear, FrozenDenseSpeciesProduct
 from mlip.nn.irreps import to_block_layout
 from mlip.nn.linear import PathLinear
 from mlip.nn.message import EquivariantConvolution
@@ -51,7 +52,7 @@ class InteractionBlock(nn.Module):
         channels = irreps_out[0].mul
         lmax_out = max(ir.l for _, ir in irreps_out)
         a_lmax = lmax_out if a_lmax is None else a_lmax
-        self.up = o3.Linear(irreps_in, irreps_in)
+        self.up = FrozenDenseLinear(irreps_in, irreps_in)
         self.conv = EquivariantConvolution(irreps_in, sh_irreps, a_lmax, radial, avg_num_neighbors)
         self.mix = PathLinear(channels, channels, self.conv.paths_per_l)
         reached = len(self.conv.paths_per_l) - 1  # below a_lmax where the harmonics stop lower
@@ -66,8 +67,8 @@ class InteractionBlock(nn.Module):
             gate_in, self.activation = irreps_out, nn.Identity()
         else:
             raise ValueError(f"nonlinearity must be 'gate', 'grid' or 'none', got '{nonlinearity}'")
-        self.down = o3.Linear(irreps_out, gate_in)
-        self.skip = o3.FullyConnectedTensorProduct(irreps_in, species, gate_in)
+        self.down = FrozenDenseLinear(irreps_out, gate_in)
+        self.skip = FrozenDenseSpeciesProduct(irreps_in, species, gate_in)
         self.irreps_out = irreps_out
 
     def forward(self, node_feats: torch.Tensor, species_onehot: torch.Tensor, edge_sh: torch.Tensor,

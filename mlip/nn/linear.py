@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlip.nn.frozen import frozen, weight_key
+
 
 class PathLinear(nn.Module):
     """out_l[c'] = Σ_{c,p} W_l[(c,p), c'] x_{l,p}[c] / √(C·P_l) for every l: e3nn's `o3.Linear` from
@@ -28,11 +30,27 @@ class PathLinear(nn.Module):
 
     def forward(self, groups: list[torch.Tensor]) -> torch.Tensor:
         outputs = []
-        for x, weight, scale in zip(groups, self.weights, self.scales):
+        for x, matrix in zip(groups, self.matrices()):
             n, c, p, width = x.shape
             # rows of W in (path, channel) order: the convolution's sums are stored (N, 2l+1, paths, C), so
             # this reshape is free for them (a copy for other inputs, as any order would be)
-            weight = weight.reshape(c, p, -1).transpose(0, 1).reshape(c * p, -1)
-            mixed = x.permute(0, 3, 2, 1).reshape(n, width, p * c) @ (weight * scale)  # (N, 2l+1, C')
+            mixed = x.permute(0, 3, 2, 1).reshape(n, width, p * c) @ matrix          # (N, 2l+1, C')
             outputs.append(mixed.transpose(1, 2))
         return torch.cat(outputs, dim=-1)
+
+    def matrices(self) -> list[torch.Tensor]:
+        """W_l / √(C·P_l) with rows in (path, channel) order, (P_l·C, C') per l; kept while the weights
+        are frozen and unchanged (`mlip.nn.frozen`), rebuilt every call while they train."""
+        if not all(frozen(weight) for weight in self.weights):
+            return self._matrices()
+        key = [weight_key(weight) for weight in self.weights]
+        cached = getattr(self, "_matrix_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, [m.contiguous() for m in self._matrices()])
+            self._matrix_cache = cached
+        return cached[1]
+
+    def _matrices(self) -> list[torch.Tensor]:
+        return [weight.reshape(-1, p, weight.shape[1]).transpose(0, 1).reshape(-1, weight.shape[1]) * scale
+                for weight, p, scale in zip(self.weights, self.paths_per_l, self.scales)]

@@ -70,7 +70,7 @@ def _batched(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     try:
-        potential = load(args.model, device=args.device)
+        potential = load(args.model, device=args.device).requires_grad_(False)  # inference: frozen weights
         structures = [frame.to_atoms() for frame in read(args.structure)]
         for atoms in structures:
             potential.species(torch.as_tensor(atoms.numbers))  # unknown elements: refused up front
