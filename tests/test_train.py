@@ -50,6 +50,45 @@ def test_training_lowers_errors_and_writes_run_folder(preset, options, data_dir,
     model = mlip.export.load(run / "model.mlip")
     assert options.items() <= model.config["network"].items() and model.atomic_numbers == [1, 6, 8]
     assert "val_forces_mae" in model.metadata["val_metrics"]
+    losses = [float(r["val_loss"]) for r in _metrics(run) if r.get("val_loss")]
+    exported = model.metadata["exported"]                    # the lowest validation loss, as MACE exports
+    assert exported["weights"] == "lowest validation loss" and exported["epoch"] == losses.index(min(losses))
+    assert exported["val_loss"] == pytest.approx(min(losses), rel=1e-6)
+
+
+class _Module(torch.nn.Module):
+    """What BestValidationWeights reads of a LightningModule: the potential and the loss weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.potential = torch.nn.Linear(2, 1)
+        self.weights = "stage 1"
+
+
+class _Trainer:
+    sanity_checking = False
+
+    def __init__(self):
+        self.callback_metrics, self.current_epoch = {}, 0
+
+
+def test_best_validation_weights_follow_the_lowest_loss_within_a_stage():
+    from mlip.train.callbacks import BestValidationWeights
+
+    best, module, trainer = BestValidationWeights(), _Module(), _Trainer()
+    for epoch, loss in enumerate([3.0, 1.0, 2.0]):
+        with torch.no_grad():
+            module.potential.weight.fill_(epoch)
+        trainer.current_epoch, trainer.callback_metrics = epoch, {"val_loss": torch.tensor(loss)}
+        best.on_validation_epoch_end(trainer, module)
+    assert best.epoch == 1 and torch.equal(best.weights["weight"], torch.ones(1, 2))
+    restored = BestValidationWeights()
+    restored.load_state_dict(best.state_dict())                  # kept in checkpoints for resumed runs
+    assert restored.epoch == 1 and torch.equal(restored.weights["weight"], best.weights["weight"])
+    module.weights = "stage 2"                                   # the late energy weight: losses not comparable
+    trainer.current_epoch, trainer.callback_metrics = 3, {"val_loss": torch.tensor(5.0)}
+    best.on_validation_epoch_end(trainer, module)
+    assert best.epoch == 3 and best.loss == 5.0
 
 
 def _command(run: Path, data: Path, *extra: str) -> list[str]:

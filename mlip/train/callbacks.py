@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from pathlib import Path
@@ -17,20 +18,58 @@ from mlip.export import save
 from mlip.train.run_folder import merge_metrics
 
 
+class BestValidationWeights(pl.Callback):
+    """Keeps a copy of the potential's weights from the epoch with the lowest validation loss so far
+    (the EMA weights when EMA is on: listed before the averaging callback, it runs while they are
+    swapped in), for `FinalizeRun` to export, as MACE exports its best-validation checkpoint and
+    NequIP its best model. The record restarts when the loss changes definition (the late energy
+    weight: MACE's second stage restarts its record the same way), so the exported model comes from
+    the last stage. Saved in checkpoints, so a resumed run keeps it."""
+
+    def __init__(self) -> None:
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.loss, self.epoch, self.stage = float("inf"), -1, None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if trainer.sanity_checking or loss is None:
+            return
+        stage = repr(getattr(pl_module, "weights", None))  # the loss weights define what val_loss measures
+        if stage != self.stage:
+            self.weights, self.loss, self.stage = None, float("inf"), stage
+        if float(loss) < self.loss:
+            self.loss, self.epoch = float(loss), trainer.current_epoch
+            self.weights = {k: v.detach().clone() for k, v in pl_module.potential.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights, "loss": self.loss, "epoch": self.epoch, "stage": self.stage}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.weights, self.loss = state_dict["weights"], state_dict["loss"]
+        self.epoch, self.stage = state_dict["epoch"], state_dict["stage"]
+
+
 class FinalizeRun(pl.Callback):
-    """At the end of fitting (weights already EMA-averaged): write `model.mlip`, the learning
+    """At the end of fitting (weights already EMA-averaged): write `model.mlip` (the weights of the
+    best validation epoch when `best` is given and has them, else the final ones), the learning
     curves and parity plots of the validation set into the run folder, and say where they are."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, best: BestValidationWeights | None = None):
         self.run_dir = Path(run_dir)
+        self.best = best
         self.outputs: dict[str, Path] = {}
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         potential = pl_module.potential
+        exported = {"weights": "final", "epoch": trainer.current_epoch}
+        if self.best is not None and self.best.weights is not None:
+            potential = copy.deepcopy(potential)
+            potential.load_state_dict(self.best.weights)
+            exported = {"weights": "lowest validation loss", "epoch": self.best.epoch, "val_loss": self.best.loss}
         metadata = {"train_data": str(trainer.datamodule.train_dir), "epochs": trainer.current_epoch,
-                    "global_step": trainer.global_step,
+                    "global_step": trainer.global_step, "exported": exported,
                     "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
         self.outputs["model"] = save(potential, self.run_dir / "model.mlip", metadata)
         curves = learning_curves(merge_metrics(self.run_dir), self.run_dir / "learning_curves.png")

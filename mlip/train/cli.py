@@ -27,7 +27,7 @@ from mlip.export import ModelFileError
 from mlip.folder_lock import FolderInUseError, exclusive_folder
 from mlip.io import InvalidStructureError
 from mlip.memory import keep_freed_memory
-from mlip.train.callbacks import EpochLog, FinalizeRun, NamedEMAWeightAveraging
+from mlip.train.callbacks import BestValidationWeights, EpochLog, FinalizeRun, NamedEMAWeightAveraging
 from mlip.train.checkpoints import AtomicCheckpointIO
 from mlip.train.module import PotentialModule
 from mlip.train.run_folder import plan_run, prepare_run
@@ -45,6 +45,9 @@ class TrainCLI(LightningCLI):
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=100,
                             help="also save last.ckpt every N optimizer steps (mid-epoch resume)")
         parser.add_argument("--early_stopping_patience", type=int, default=0, help="epochs without improvement; 0: off")
+        parser.add_argument("--export_weights", choices=["best", "last"], default="best",
+                            help="model.mlip gets the (EMA) weights of the epoch with the lowest validation loss "
+                                 "(best, as MACE and NequIP export; within the last loss stage) or of the last epoch")
         parser.add_argument("--resume", default="auto",
                             help="auto: continue from the newest intact checkpoint in run_dir (a finished run is "
                                  "left alone); never: refuse a run_dir that holds a run; or a checkpoint path")
@@ -56,14 +59,15 @@ class TrainCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config
         run = Path(config["run_dir"])
+        best = BestValidationWeights() if config["export_weights"] == "best" else None
         callbacks = [
             ModelCheckpoint(dirpath=run / "checkpoints", filename="best", monitor="val_loss", save_top_k=1),
             ModelCheckpoint(dirpath=run / "checkpoints", save_top_k=0, save_last=True,
                             every_n_train_steps=config["checkpoint_every_n_steps"]),
             LearningRateMonitor(logging_interval="epoch"),
-            FinalizeRun(run),
+            FinalizeRun(run, best),
             EpochLog(run),
-        ]
+        ] + ([best] if best else [])  # before the EMA callback: it reads the averaged weights
         if config["ema_decay"] > 0:
             callbacks.append(NamedEMAWeightAveraging(decay=config["ema_decay"]))
         if config["early_stopping_patience"] > 0:
