@@ -63,7 +63,10 @@ def test_potential_is_the_same_with_and_without_pairs(preset):
     batch = _batch(atoms)
     torch.manual_seed(0)
     potential = build_potential(elements=[1, 6, 8, 14, 29], cutoff=4.0, dtype=torch.float64, **load_preset(preset))
+    rows = []
+    potential.network.blocks[0].conv.radial.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
     paired = potential(batch, forces=True, stress=True)
+    assert rows == [batch.receivers.shape[0] // 2]            # the radial network ran once per bond
     potential.network.accepts_edge_pairs = False
     per_edge = potential(batch, forces=True, stress=True)
     for key in ["energy", "forces", "stress"]:

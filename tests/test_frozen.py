@@ -61,6 +61,7 @@ def test_species_product_equals_e3nn_for_any_second_input():
     x = torch.randn(9, irreps.dim)
     for z in (torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1, 0, 2, 2, 0, 1]), 3).double(), torch.randn(9, 3)):
         assert torch.allclose(frozen(x, z), reference(x, z), atol=1e-12)
+    assert hasattr(frozen, "_dense_cache")                            # the matrix product ran, not e3nn's code
     single = FrozenDenseSpeciesProduct(irreps, o3.Irreps("1x0e"), o3.Irreps("4x1o")).requires_grad_(False)
     ones = torch.ones(9, 1)
     assert torch.allclose(single(x, ones), o3.FullyConnectedTensorProduct.forward(single, x, ones), atol=1e-12)

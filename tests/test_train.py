@@ -54,6 +54,13 @@ def test_training_lowers_errors_and_writes_run_folder(preset, options, data_dir,
     exported = model.metadata["exported"]                    # the lowest validation loss, as MACE exports
     assert exported["weights"] == "lowest validation loss" and exported["epoch"] == losses.index(min(losses))
     assert exported["val_loss"] == pytest.approx(min(losses), rel=1e-6)
+    # the EMA weights of that epoch: the best checkpoint (Lightning's, same monitor) holds exactly those
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    saved = {k.removeprefix("potential."): v for k, v in best.items() if k.startswith("potential.")}
+    assert len(saved.keys() & model.state_dict().keys()) > 10
+    for key, value in model.state_dict().items():
+        if key in saved:
+            assert torch.equal(value.to(saved[key].dtype), saved[key]), key
 
 
 class _Module(torch.nn.Module):
