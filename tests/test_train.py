@@ -165,3 +165,29 @@ def test_cutoff_disagreeing_with_the_shards_is_refused(data_dir, tmp_path, capsy
         main(_args(tmp_path / "run", tmp_path / "shards", "--data.cutoff", "5.0", "--trainer.max_epochs", "1"))
     error = capsys.readouterr().err
     assert "data.cutoff is 5.0 Å but the shards" in error and "4.0 Å" in error
+
+
+def test_weight_decay_spares_the_energy_scale_and_shift():
+    """The network's weights decay; the potential's scale and shift (eV) are not pulled towards zero."""
+    from mlip.models import build_potential
+    from mlip.train.module import PotentialModule
+
+    module = PotentialModule(model="equivariant_small", optimizer="adamw", weight_decay=0.1, scheduler="none")
+    module.potential = build_potential("equivariant", ["Si"], 4.0, channels=4, lmax=1, scale=2.0, shift=-3.0,
+                                       learn_scale_shift=True)
+    optimizer = module.configure_optimizers()["optimizer"]
+    decayed, kept = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and kept["weight_decay"] == 0.0
+    by_id = {id(p): name for name, p in module.named_parameters()}
+    assert {by_id[id(p)] for p in kept["params"]} == {"potential.scale", "potential.shift"}
+    assert all(by_id[id(p)].startswith("potential.network.") for p in decayed["params"])
+    # with zero gradients, one AdamW step shrinks only the network's weights
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    after = dict(module.named_parameters())
+    assert torch.equal(after["potential.scale"], before["potential.scale"])
+    assert torch.equal(after["potential.shift"], before["potential.shift"])
+    weight = "potential.network.embedding.weight"
+    assert torch.allclose(after[weight], before[weight] * (1 - module.hparams.lr * 0.1))

@@ -257,7 +257,7 @@ class PotentialModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
         kind = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
-        optimizer = kind(self.parameters(), lr=h.lr, weight_decay=h.weight_decay, amsgrad=h.amsgrad)
+        optimizer = kind(self.parameter_groups(h.weight_decay), lr=h.lr, amsgrad=h.amsgrad)
         if h.scheduler == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=h.plateau_factor,
                                                                    patience=h.plateau_patience)
@@ -267,6 +267,17 @@ class PotentialModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         return {"optimizer": optimizer}
+
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """The network's weights with `weight_decay`; the potential's own parameters (the energy scale
+        and shift, per-element reference energies) without: decaying them would pull the energies
+        towards zero instead of regularising the fit."""
+        decayed, kept = [], []
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                (decayed if ".network." in f".{name}" else kept).append(parameter)
+        groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
+        return [group for group in groups if group["params"]]
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         h = self.hparams
