@@ -209,7 +209,9 @@ def resources(timing: Path) -> dict:
 
 def run_jobs(jobs: list[tuple[str, list[str], Path]], cores: tuple[int, ...] = (0, 1)) -> dict[str, dict]:
     """Run (name, command, folder) jobs as many at a time as `cores`, one per core; the first
-    ones start together."""
+    ones start together. When a job fails, its partners are stopped (a job left alone on the
+    machine would train faster than the others: not equal compute), all are reported as
+    {"failed": why}, and the next group goes on."""
     done = {}
     for start in range(0, len(jobs), len(cores)):
         running = []
@@ -220,13 +222,18 @@ def run_jobs(jobs: list[tuple[str, list[str], Path]], cores: tuple[int, ...] = (
             folder.mkdir(parents=True)
             running.append((name, folder, launch(command, core, folder / "job.log", folder / "time.txt")))
         try:
-            for name, folder, process in running:
-                if process.wait() != 0:
-                    raise SystemExit(f"{name} failed (exit {process.returncode}); see {folder / 'job.log'}")
-                done[name] = resources(folder / "time.txt")
-                print(f"{name}: {json.dumps(done[name])}", flush=True)
+            failure = None
+            while failure is None and any(process.poll() is None for _, _, process in running):
+                failure = next((f"{name} exited {process.returncode}; see {folder / 'job.log'}"
+                                for name, folder, process in running if process.poll() not in (None, 0)), None)
+                time.sleep(0.5)
+            failure = failure or next((f"{name} exited {process.returncode}; see {folder / 'job.log'}"
+                                       for name, folder, process in running if process.returncode != 0), None)
         finally:  # a failure, Ctrl-C or SIGTERM leaves no training running on its own
             stop([process for _, _, process in running])
+        for name, folder, _ in running:
+            done[name] = {"failed": failure} if failure else resources(folder / "time.txt")
+            print(f"{name}: {json.dumps(done[name])}", flush=True)
     return done
 
 
@@ -242,6 +249,15 @@ def errors(reference: list, energies: np.ndarray, forces: list[np.ndarray], stre
               "energy_mae_meV_per_atom": 1e3 * np.abs(de / atoms).mean(),
               "energy_rmse_meV_per_atom": 1e3 * np.sqrt(((de / atoms) ** 2).mean()),
               "force_mae_meV_A": 1e3 * np.abs(df).mean(), "force_rmse_meV_A": 1e3 * np.sqrt((df ** 2).mean())}
+    kinds = [str(a.info.get("config_type", "")) for a in reference]
+    if len(set(kinds)) > 1:  # e.g. mlearn's groups: which kind of structure the errors come from
+        result["by_config_type"] = {}
+        for kind in sorted(set(kinds)):
+            chosen = [i for i, k in enumerate(kinds) if k == kind]
+            dfk = np.concatenate([forces[i] - reference[i].arrays["REF_forces"] for i in chosen])
+            result["by_config_type"][kind or "(none)"] = {
+                "frames": len(chosen), "force_mae_meV_A": 1e3 * np.abs(dfk).mean(),
+                "energy_mae_meV_per_atom": 1e3 * np.abs(de[chosen] / atoms[chosen]).mean()}
     labelled = [i for i, a in enumerate(reference) if "REF_stress" in a.info]
     if stresses is not None and labelled:
         ds = np.array([np.asarray(stresses[i]).reshape(9) - np.asarray(reference[i].info["REF_stress"]).reshape(9)
@@ -414,6 +430,8 @@ def main() -> None:
                                                 shlex.split(args.mace_extra)),
                         work / "mace"))
     cost = run_jobs(jobs, tuple(args.cores))
+    failed = {n: cost[n]["failed"] for n, _, _ in jobs if "failed" in cost[n]}
+    jobs = [job for job in jobs if job[0] not in failed]
 
     import ase.io
 
@@ -452,8 +470,11 @@ def main() -> None:
                                "n_train": data["n_train"], "n_valid": data["n_valid"], "stress": data["stress"],
                                "recipe": f"batch 5, AMSGrad lr 0.01, EMA 0.99, E/atom + 100 F (+ {args.stress_weight:g} "
                                          "stress), float32",
-                               "commands": {j[0]: j[1] for j in jobs}, "rows": rows, "plot": str(png)})
+                               "commands": {j[0]: j[1] for j in jobs}, "failed": failed, "rows": rows,
+                               "plot": str(png)})
     print(format_table(rows))
+    if failed:
+        raise SystemExit("failed: " + "; ".join(f"{n} ({why})" for n, why in failed.items()))
 
 
 def format_table(rows: list[dict]) -> str:
@@ -465,6 +486,15 @@ def format_table(rows: list[dict]) -> str:
             lines.append(f"| {row['name']} | {row['epochs']} | {row['cpu_s']:.0f} | {test_name} | {e['energy_mae_meV']:.1f} "
                          f"| {e['energy_mae_offset_removed_meV']:.1f} | {e['force_mae_meV_A']:.1f} | "
                          f"{'' if ratio is None else f'{ratio:.2f}'} | {row['us_per_atom_step']:.0f} |")
+    kinds = sorted({k for row in rows for e in row["test"].values() for k in e.get("by_config_type", {})})
+    if kinds:
+        lines += ["", "| model | test set | " + " | ".join(f"F MAE {k}" for k in kinds) + " |",
+                  "|---|---|" + "---|" * len(kinds)]
+        for row in rows:
+            for test_name, e in row["test"].items():
+                by = e.get("by_config_type", {})
+                cells = [f"{by[k]['force_mae_meV_A']:.1f} ({by[k]['frames']})" if k in by else "" for k in kinds]
+                lines.append(f"| {row['name']} | {test_name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -47,6 +47,7 @@ def test_errors_report_offset_removed_energy_mae():
     energies = np.array([-3.0 + 0.5, -5.0 + 0.7])  # constant offset 0.6 eV ± 0.1
     forces = [np.full((3, 3), 0.01), np.full((5, 3), -0.02)]
     result = errors(reference, energies, forces, None)
+    assert "by_config_type" not in result  # one kind of structure: no breakdown
     assert result["energy_mae_meV"] == pytest.approx(600.0)
     assert result["energy_mae_offset_removed_meV"] == pytest.approx(100.0)
     assert result["energy_mean_signed_meV"] == pytest.approx(600.0)
@@ -101,14 +102,46 @@ def test_a_rerun_replaces_the_previous_run_instead_of_resuming_it(tmp_path):
     assert cost["job"]["wall_s"] >= 0
 
 
-def test_a_failed_job_stops_its_partner(tmp_path):
-    """When one job of a pair fails, the other (and anything it started) does not run on alone."""
+def test_a_failed_job_stops_its_partner_and_the_next_pair_still_runs(tmp_path):
+    """When one job of a pair fails, the other (and anything it started) does not run on alone
+    (it would get the machine to itself); both are reported failed and the next pair runs."""
     import time
 
     marker = tmp_path / "partner_finished"
     partner = f"import time, pathlib; time.sleep(30); pathlib.Path({str(marker)!r}).write_text('x')"
     started = time.monotonic()
-    with pytest.raises(SystemExit, match="failed"):
-        run_jobs([("bad", [sys.executable, "-c", "import sys; sys.exit(2)"], tmp_path / "bad"),
-                  ("partner", [sys.executable, "-c", partner], tmp_path / "partner")])
+    done = run_jobs([("partner", [sys.executable, "-c", partner], tmp_path / "partner"),
+                     ("bad", [sys.executable, "-c", "import sys; sys.exit(2)"], tmp_path / "bad"),
+                     ("next", [sys.executable, "-c", "pass"], tmp_path / "next")])
     assert time.monotonic() - started < 20 and not marker.exists()
+    assert "bad exited 2" in done["bad"]["failed"] and done["partner"]["failed"] == done["bad"]["failed"]
+    assert "failed" not in done["next"] and done["next"]["wall_s"] >= 0
+
+
+def test_errors_by_config_type():
+    """Where the test frames say what kind of structure they are (mlearn's groups), errors per kind."""
+    reference = []
+    for n, kind in [(2, "Surface"), (4, "Bulk"), (3, "Surface")]:
+        atoms = ase.Atoms("H" * n, positions=np.random.default_rng(n).random((n, 3)) * 4, info={"config_type": kind})
+        atoms.info["REF_energy"] = 0.0
+        atoms.arrays["REF_forces"] = np.zeros((n, 3))
+        reference.append(atoms)
+    forces = [np.full((2, 3), 0.1), np.full((4, 3), 0.4), np.full((3, 3), 0.2)]
+    result = errors(reference, np.array([0.2, 0.4, 0.6]), forces, None)
+    by = result["by_config_type"]
+    assert by["Bulk"]["frames"] == 1 and by["Bulk"]["force_mae_meV_A"] == pytest.approx(400.0)
+    assert by["Surface"]["frames"] == 2 and by["Surface"]["force_mae_meV_A"] == pytest.approx(1e3 * (6 * 0.1 + 9 * 0.2) / 15)
+    assert by["Surface"]["energy_mae_meV_per_atom"] == pytest.approx(1e3 * (0.2 / 2 + 0.6 / 3) / 2)
+
+
+def test_mlearn_groups_become_config_types(tmp_path):
+    from mlip.io.mptrj_reader import read_mptrj
+
+    record = {"structure": {"lattice": {"matrix": [[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]]},
+                            "sites": [{"species": [{"element": "Mo", "occu": 1}], "xyz": [0.0, 0.0, 0.0]}]},
+              "group": "Elastic", "outputs": {"energy": -10.0, "forces": [[0.0, 0.0, 0.0]],
+                                              "virial_stress": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]}}
+    path = tmp_path / "mo.json"
+    path.write_text(json.dumps([record]))
+    frame = next(read_mptrj(path, shear_order=("xy", "zx", "yz")))
+    assert frame.config_type == "Elastic" and frame.to_atoms().info["config_type"] == "Elastic"

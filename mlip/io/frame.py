@@ -81,11 +81,13 @@ class Frame:
         return replace(self, **labels)
 
     def to_atoms(self):
-        """An `ase.Atoms` with the same structure (labels are not attached)."""
+        """An `ase.Atoms` with the same structure (labels are not attached; `config_type` is, where set)."""
         from ase import Atoms
 
         atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
         atoms.info.update(source=self.source or "", source_index=-1 if self.index is None else self.index)
+        if self.config_type is not None:
+            atoms.info["config_type"] = self.config_type
         return atoms
 
     def fail(self, problem: str) -> InvalidStructureError:

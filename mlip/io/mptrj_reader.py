@@ -158,4 +158,6 @@ def read_mptrj(
         stress = record.get(stress_key)
         if stress is not None:  # kBar, VASP sign → eV/Å³, ASE sign
             stress = -KBAR * frame.numeric(f"'{stress_key}'", stress)
-        yield frame.with_labels(energy=record.get(energy_key), forces=record.get(forces_key), stress=stress).validate()
+        kind = record.get("config_type", record.get("group"))  # mlearn: "AIMD-NVT", "Elastic", "Surface", ...
+        yield frame.with_labels(energy=record.get(energy_key), forces=record.get(forces_key), stress=stress,
+                                config_type=None if kind is None else str(kind)).validate()
