@@ -1,0 +1,32 @@
+"""The front's error breakdown: kinds of structure from split files or their source records."""
+
+from __future__ import annotations
+
+import json
+
+import ase
+
+from benchmarks.front_breakdown import kind_of, table
+
+
+def test_kinds_come_from_config_type_or_the_source_record(tmp_path):
+    source = tmp_path / "training.json"
+    source.write_text(json.dumps([{"group": "Elastic", "description": "strain 0.01"},
+                                  {"group": "AIMD-NVT", "description": "Snapshot 7 of 40 of AIMD NVT simulation at 6000 K"}]))
+    atoms = ase.Atoms("Mo", info={"source": str(source), "source_index": 1})
+    assert kind_of(atoms, None) == "AIMD-NVT"
+    assert kind_of(atoms, ("description", r"at (\d+ K)")) == "AIMD-NVT 6000 K"
+    elastic = ase.Atoms("Mo", info={"source": str(source), "source_index": 0})
+    assert kind_of(elastic, ("description", r"at (\d+ K)")) == "Elastic"  # no match: the kind alone
+    labelled = ase.Atoms("Mo", info={"config_type": "Surface", "source": str(source), "source_index": 0})
+    assert kind_of(labelled, None) == "Surface"  # the split file's own label wins
+    assert kind_of(ase.Atoms("H", info={"source": "mol.npz", "source_index": 3}), None) == ""
+
+
+def test_table_lists_every_kind_per_model():
+    by = {"A": {"frames": 2, "force_mae_meV_A": 10.0}, "B": {"frames": 1, "force_mae_meV_A": 30.0}}
+    text = table({"test": {"mlip": {"force_mae_meV_A": 16.7, "by_config_type": by},
+                           "MACE": {"force_mae_meV_A": 20.0, "by_config_type": {"A": by["A"]}}}})
+    lines = text.splitlines()
+    assert lines[0] == "| file | model | A | B | all |"
+    assert lines[2] == "| test | mlip | 10.0 (2) | 30.0 (1) | 16.7 |" and lines[3] == "| test | MACE | 10.0 (2) |  | 20.0 |"
