@@ -139,14 +139,15 @@ def mlip_command(options: dict, data: dict, run: Path, seconds: float, stress_we
                  ) -> list[str]:
     """mlip-train for one variant; its "minutes" option, where given, replaces the common budget.
 
-    Keys "model.X" / "data.X" / "trainer.X" and "ema_decay" of the variant are passed as --model.X,
-    --data.X, --trainer.X, --ema_decay (after the common recipe, so they override it: e.g.
-    {"data.batch_size": 2}); the other keys are model options.
+    Keys "model.X" / "data.X" / "trainer.X", "ema_decay" and "seed_everything" of the variant are
+    passed as such (--model.X, ..., --seed_everything) after the common recipe, so they override it
+    (e.g. {"data.batch_size": 2}); the other keys are model options.
     """
     options = dict(options)
     seconds = float(options.pop("minutes", seconds / 60)) * 60
     preset = options.pop("preset", "equivariant_medium")
-    module = {k: options.pop(k) for k in list(options) if k.startswith(("model.", "data.", "trainer.")) or k == "ema_decay"}
+    module = {k: options.pop(k) for k in list(options) if k.startswith(("model.", "data.", "trainer."))
+              or k in ("ema_decay", "seed_everything")}
     bin_ = Path(sys.executable).parent
     command = [str(bin_ / "mlip-train"), "--run_dir", str(run), "--data.train", str(data["files"]["train"]),
                "--data.val", str(data["files"]["valid"]),

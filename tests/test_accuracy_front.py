@@ -79,6 +79,13 @@ def test_variants_from_presets_and_json(tmp_path):
     command = mlip_command(options, data, tmp_path / "run", 90.0)
     assert command[len(command) - 1 - command[::-1].index("--data.batch_size") + 1] == "2"
     assert command[command.index("--model.model_options") + 1] == "{}"
+    # so are the EMA decay, the seed and Lightning's options; they are not model options
+    _, options = variant_options('{"ema_decay": 0.999, "seed_everything": 3, "trainer.gradient_clip_val": 5}')
+    command = mlip_command(options, data, tmp_path / "run", 90.0)
+    assert command[len(command) - 1 - command[::-1].index("--ema_decay") + 1] == "0.999"
+    assert command[command.index("--seed_everything") + 1] == "3"
+    assert command[command.index("--trainer.gradient_clip_val") + 1] == "5"
+    assert command[command.index("--model.model_options") + 1] == "{}"
 
 
 def test_the_stress_weight_is_the_same_on_both_sides(tmp_path):
