@@ -208,6 +208,20 @@ def resources(timing: Path) -> dict:
             "wall_s": seconds, "peak_rss_mb": float(fields.get("Maximum resident set size (kbytes)", 0)) / 1024}
 
 
+def finished_runs(jobs: list[tuple[str, list[str], Path]]) -> dict[str, dict]:
+    """The cost records of runs already trained in the jobs' folders (`--evaluate-only`): a model
+    file and the /usr/bin/time record of a job that exited 0; a job without them is {"failed": why}."""
+    done = {}
+    for name, _, folder in jobs:
+        model = folder / ("mace.model" if name == "MACE" else "model.mlip")
+        timing = folder / "time.txt"
+        ok = timing.is_file() and "Exit status: 0" in timing.read_text()
+        done[name] = resources(timing) if ok and model.is_file() else {
+            "failed": f"no finished run in {folder} (model file and a zero exit status in time.txt)"}
+        print(f"{name}: {json.dumps(done[name])}", flush=True)
+    return done
+
+
 def run_jobs(jobs: list[tuple[str, list[str], Path]], cores: tuple[int, ...] = (0, 1)) -> dict[str, dict]:
     """Run (name, command, folder) jobs as many at a time as `cores`, one per core; the first
     ones start together. When a job fails, its partners are stopped (a job left alone on the
@@ -401,6 +415,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, nargs="+", default=[0, 1],
                         help="cores to pin the training jobs to, one job per core at a time (default: 0 1)")
     parser.add_argument("--work", type=Path, help="keep the split, runs and models here")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: evaluate the runs already finished in --work (same variants), "
+                             "e.g. after an interrupted evaluation")
     parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that run_jobs stops its jobs
@@ -417,6 +434,8 @@ def main() -> None:
     else:
         parser.error("give --dataset or both --train and --test")
     name = args.name or args.dataset
+    if args.evaluate_only and not (args.work and args.work.is_dir()):
+        parser.error("--evaluate-only needs the --work folder of a previous run")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"mlip_front_{name}_"))
     work.mkdir(parents=True, exist_ok=True)
     data = prepare(train, tests, work, args.n_valid, args.seed)
@@ -430,7 +449,7 @@ def main() -> None:
         jobs.insert(1, ("MACE", mace_command(args.mace_python, data, work / "mace", seconds, args.stress_weight,
                                                 shlex.split(args.mace_extra)),
                         work / "mace"))
-    cost = run_jobs(jobs, tuple(args.cores))
+    cost = finished_runs(jobs) if args.evaluate_only else run_jobs(jobs, tuple(args.cores))
     failed = {n: cost[n]["failed"] for n, _, _ in jobs if "failed" in cost[n]}
     jobs = [job for job in jobs if job[0] not in failed]
 
@@ -452,8 +471,8 @@ def main() -> None:
             row["us_per_atom_step"] = per_atom
         row["epochs"] = row["valid_curve"][-1][1] + 1 if row["valid_curve"] else 0
         rows.append(row)
-        print(f"{job_name}: " + json.dumps({t: {k: round(v, 2) for k, v in e.items()} for t, e in row["test"].items()}),
-              flush=True)
+        print(f"{job_name}: " + json.dumps({t: {k: round(v, 2) for k, v in e.items() if not isinstance(v, dict)}
+                                            for t, e in row["test"].items()}), flush=True)
     mace_rows = [r for r in rows if r["package"] == "mace"]
     if mace_rows and mace_rows[0]["valid_curve"]:
         target = mace_rows[0]["valid_curve"][-1][3]

@@ -9,7 +9,7 @@ import ase.io
 import numpy as np
 import pytest
 
-from benchmarks.accuracy_front import (errors, least_squares_e0s, mace_command, mace_curve, mlip_command, prepare,
+from benchmarks.accuracy_front import (errors, finished_runs, least_squares_e0s, mace_command, mace_curve, mlip_command, prepare,
                                        run_jobs, time_to_reach, variant_options)
 
 
@@ -123,6 +123,19 @@ def test_a_failed_job_stops_its_partner_and_the_next_pair_still_runs(tmp_path):
     assert time.monotonic() - started < 20 and not marker.exists()
     assert "bad exited 2" in done["bad"]["failed"] and done["partner"]["failed"] == done["bad"]["failed"]
     assert "failed" not in done["next"] and done["next"]["wall_s"] >= 0
+
+
+def test_evaluate_only_reads_finished_runs_and_trains_nothing(tmp_path):
+    """--evaluate-only: a run that finished (model file, zero exit status) keeps its cost record;
+    a folder without one is reported failed, and nothing is launched or removed."""
+    good, bare = tmp_path / "good", tmp_path / "bare"
+    run_jobs([("good", [sys.executable, "-c", "pass"], good)])
+    (good / "model.mlip").write_text("trained")
+    bare.mkdir()
+    done = finished_runs([("good", ["never-run"], good), ("bare", ["never-run"], bare)])
+    assert done["good"]["wall_s"] >= 0 and "failed" not in done["good"]
+    assert "no finished run" in done["bare"]["failed"]
+    assert (good / "model.mlip").read_text() == "trained" and not (bare / "time.txt").exists()
 
 
 def test_errors_by_config_type():
