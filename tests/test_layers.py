@@ -186,3 +186,22 @@ def test_per_layer_neighbour_sum_degrees_are_checked(a_lmax, problem):
 
     with pytest.raises(ValueError, match=problem):
         EquivariantNetwork(2, 4.0, channels=4, lmax=1, sh_lmax=3, a_lmax=a_lmax, num_layers=2)
+
+
+def test_edge_directions_are_the_unit_vector_or_equivariant_harmonics():
+    from mlip.models.transformer import EdgeDirections, TransformerNetwork
+
+    torch.manual_seed(0)
+    vectors = torch.randn(20, 3, dtype=torch.float64)
+    lengths = torch.linalg.vector_norm(vectors, dim=-1)
+    assert torch.allclose(EdgeDirections(1)(vectors, lengths), vectors / lengths[:, None])
+    harmonics = EdgeDirections(3)
+    features = harmonics(vectors, lengths)
+    assert features.shape == (20, 15) == (20, harmonics.dim)
+    # l = 1 block: √3 r̂ (e3nn orders it x, y, z); every block turns with its Wigner matrix
+    assert torch.allclose(features[:, :3], 3 ** 0.5 * vectors / lengths[:, None])
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    wigner = o3.Irreps("1o + 2e + 3o").D_from_matrix(rotation)
+    assert torch.allclose(harmonics(vectors @ rotation.T, lengths), features @ wigner.T, atol=1e-12)
+    with pytest.raises(ValueError, match="geometry_lmax"):
+        TransformerNetwork(2, 5.0, geometry_lmax=0)

@@ -28,7 +28,11 @@ EQUIVARIANT = [
 ]
 # Not rotation invariant by construction (it learns it): every check but O(3) applies.
 TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0}),
-                            id="transformer")]
+                            id="transformer"),
+               # harmonics to l = 3 times the radial basis as the edge embedding, SchNet-style filtered values
+               pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
+                                             "geometry_lmax": 3, "geometry_product": True, "edge_filter": True}),
+                            id="transformer-harmonics-filter")]
 ARCHITECTURES = EQUIVARIANT + TRANSFORMER
 
 

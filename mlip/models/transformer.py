@@ -56,6 +56,26 @@ class GaussianDistanceBasis(nn.Module):
         return torch.exp(-((r.unsqueeze(-1) - self.centres.to(r.dtype)) / self.width).square())
 
 
+class EdgeDirections(nn.Module):
+    """Features of an edge's direction: the unit vector (lmax 1) or real spherical harmonics
+    Y_lm(r̂) for 1 ≤ l ≤ lmax (component normalisation; l = 0 is a constant and left out).
+    Shapes: vectors (E, 3) Å, lengths (E,) Å → (E, dim), dim = (lmax + 1)² − 1."""
+
+    def __init__(self, lmax: int):
+        super().__init__()
+        self.lmax, self.dim = int(lmax), (int(lmax) + 1) ** 2 - 1
+        if self.lmax > 1:
+            from e3nn import o3
+
+            self.harmonics = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(self.lmax, p=-1)[1:],
+                                                   normalize=True, normalization="component")
+
+    def forward(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.lmax == 1:
+            return vectors / lengths.clamp_min(1e-9).unsqueeze(-1)
+        return self.harmonics(vectors)
+
+
 class TransformerNetwork(nn.Module):
     """Shapes: species (N,), edge_vectors (E, 3) Å, receivers/senders (E,), and with
     `positions` (N, 3) Å, `batch` (N,), `num_graphs`, `periodic` (B,) bool from the `Potential`
@@ -69,7 +89,8 @@ class TransformerNetwork(nn.Module):
                  num_basis: int = 8, avg_num_neighbors: float = 10.0, attention: str = "neighbor",
                  max_atoms: int = 256, distance_basis: int = 16, max_distance: float = 10.0,
                  frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
-                 plane_samples: int = 4):
+                 plane_samples: int = 4, geometry_lmax: int = 1, geometry_product: bool = False,
+                 edge_filter: bool = False):
         super().__init__()
         if attention not in ("neighbor", "molecule"):
             raise ValueError(f"attention must be 'neighbor' or 'molecule', got '{attention}'")
@@ -79,13 +100,20 @@ class TransformerNetwork(nn.Module):
         self.attention_kind, self.max_atoms, self.frame_sampling = attention, int(max_atoms), frame_sampling
         self.frames = None if frames in (None, "none") else PrincipalFrames(frames, frame_tolerance, plane_samples)
         self.species_embedding = nn.Embedding(num_species, dim)
+        if geometry_lmax < 1:
+            raise ValueError(f"geometry_lmax must be at least 1 (the unit vector), got {geometry_lmax}")
         if attention == "neighbor":
             self.basis = BSplineBasis(cutoff, num_basis)
             self.envelope = PolynomialEnvelope(cutoff)
-            # Geometric embedding from raw relative vectors: (unit vector components, radial basis) → dim.
-            self.geometry = nn.Sequential(nn.Linear(3 + num_basis, dim), nn.SiLU(), nn.Linear(dim, dim))
+            self.directions = EdgeDirections(geometry_lmax)
+            # Geometric embedding of the relative vectors: (direction features, radial basis) → dim,
+            # with their outer product as input when geometry_product (every (l m, n) pair).
+            self.geometry_product = bool(geometry_product)
+            angular = self.directions.dim
+            inputs = angular * num_basis + num_basis if self.geometry_product else angular + num_basis
+            self.geometry = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, dim))
             def attention_layer() -> nn.Module:
-                return NeighborAttention(dim, heads, dim)
+                return NeighborAttention(dim, heads, dim, edge_filter)
         else:
             self.distances = GaussianDistanceBasis(distance_basis, max_distance)
             def attention_layer() -> nn.Module:
@@ -99,8 +127,10 @@ class TransformerNetwork(nn.Module):
         if self.attention_kind == "neighbor":
             lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
             envelope = self.envelope(lengths)
-            directions = edge_vectors / lengths.clamp_min(1e-9).unsqueeze(-1)
-            edge_features = self.geometry(torch.cat([directions, self.basis(lengths)], dim=-1))  # (E, dim)
+            angular, radial = self.directions(edge_vectors, lengths), self.basis(lengths)
+            if self.geometry_product:
+                angular = (angular.unsqueeze(-1) * radial.unsqueeze(-2)).flatten(1)
+            edge_features = self.geometry(torch.cat([angular, radial], dim=-1))  # (E, dim)
             x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
             for block in self.blocks:
                 x = block(x, edge_features, envelope, receivers, senders)

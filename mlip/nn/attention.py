@@ -19,8 +19,11 @@ class NeighborAttention(nn.Module):
     Shapes: x (N, D), edge_features (E, K), envelope (E,), receivers/senders (E,) → (N, D).
     """
 
-    def __init__(self, dim: int, heads: int, edge_dim: int):
+    def __init__(self, dim: int, heads: int, edge_dim: int, edge_filter: bool = False):
         super().__init__()
+        self.edge_filter = bool(edge_filter)
+        if self.edge_filter:  # SchNet-style continuous filter: values v_j ⊙ W_f e_ij (+ W_v e_ij)
+            self.edge_gate = nn.Linear(edge_dim, dim)
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
         self.heads, self.head_dim = heads, dim // heads
@@ -44,7 +47,10 @@ class NeighborAttention(nn.Module):
         edge_w = torch.exp(edge_logits - peak.index_select(0, receivers)) * envelope.unsqueeze(-1)
         self_w = torch.exp(self_logits - peak)
         norm = self_w.index_add(0, receivers, edge_w)  # (N, H)
-        edge_v = v.index_select(0, senders) + self.edge_value(edge_features).view(-1, h, d)
+        sender_v = v.index_select(0, senders)
+        if self.edge_filter:
+            sender_v = sender_v * self.edge_gate(edge_features).view(-1, h, d)
+        edge_v = sender_v + self.edge_value(edge_features).view(-1, h, d)
         mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
         return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
 
