@@ -85,10 +85,11 @@ class BesselMLPRadial(nn.Module):
     Shapes: r (E,) Å → (E, weight_numel).
     """
 
-    def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8, hidden: tuple[int, ...] = (64, 64)):
+    def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8, hidden: tuple[int, ...] = (64, 64),
+                 envelope_exponent: int = 5):
         super().__init__()
         self.basis = BesselBasis(cutoff, num_basis)
-        self.envelope = PolynomialEnvelope(cutoff)
+        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
         sizes = [num_basis, *hidden, weight_numel]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -120,21 +121,26 @@ class RadialSettings:
     """How edge weights depend on distance, shared by every layer of a network.
 
     kind: "spline" (Facet-style cubic B-splines, default) or "mlp" (Bessel + MLP, the NequIP/MACE
-    reference); cutoff in Å; num_basis functions; hidden widths of the MLP (unused by splines).
+    reference); cutoff in Å; num_basis functions; hidden widths of the MLP (unused by splines);
+    envelope_exponent p of the MLP's polynomial envelope (MACE's 5; a larger p stays near 1 further
+    out: at 0.89 r_cut, p = 5 keeps 3 % of a neighbour's weight, p = 8 9 %, p = 12 19 %).
     """
 
     cutoff: float
     kind: str = "spline"
     num_basis: int = 8
     hidden: tuple[int, ...] = (64, 64)
+    envelope_exponent: int = 5
 
     def __post_init__(self) -> None:
         if self.kind not in ("spline", "mlp"):
             raise ValueError(f"radial must be 'spline' or 'mlp', got '{self.kind}'")
+        if self.envelope_exponent < 2:
+            raise ValueError(f"envelope_exponent must be at least 2 (a smooth cutoff), got {self.envelope_exponent}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
     def build(self, weight_numel: int) -> nn.Module:
         """A radial module r (E,) Å → (E, weight_numel), zero at the cutoff."""
         if self.kind == "spline":
             return SplineRadial(self.cutoff, weight_numel, self.num_basis)
-        return BesselMLPRadial(self.cutoff, weight_numel, self.num_basis, self.hidden)
+        return BesselMLPRadial(self.cutoff, weight_numel, self.num_basis, self.hidden, self.envelope_exponent)
