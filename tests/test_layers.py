@@ -217,3 +217,24 @@ def test_a_larger_envelope_exponent_keeps_more_of_the_outer_shell():
     assert abs(PolynomialEnvelope(5.0, 8)(x).item() - 0.088) < 1e-3
     with pytest.raises(ValueError, match="envelope_exponent"):
         RadialSettings(5.0, "mlp", envelope_exponent=1)
+
+
+def test_trainable_bessel_frequencies_start_as_the_fixed_basis_and_learn():
+    """NequIP's trainable Bessel basis: the same function as the fixed one at initialisation, the
+    frequencies receive gradients, and the weights still vanish at the cutoff once they moved."""
+    torch.manual_seed(0)
+    fixed = RadialSettings(5.0, "mlp", 8).build(16)
+    torch.manual_seed(0)
+    trainable = RadialSettings(5.0, "mlp", 8, trainable_basis=True).build(16)
+    r = torch.linspace(0.8, 4.9, 64)
+    assert torch.allclose(fixed(r), trainable(r))
+    assert "basis.frequencies" in dict(trainable.named_parameters())
+    assert "basis.frequencies" not in dict(fixed.named_parameters())
+    trainable(r).square().sum().backward()
+    assert trainable.basis.frequencies.grad.abs().min() > 0
+    with torch.no_grad():
+        trainable.basis.frequencies.mul_(1.1)
+    assert not torch.allclose(fixed(r), trainable(r))
+    assert trainable(torch.tensor([5.0 - 1e-6])).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="trainable_basis"):
+        RadialSettings(5.0, "spline", trainable_basis=True)

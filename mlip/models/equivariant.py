@@ -34,7 +34,8 @@ class EquivariantNetwork(nn.Module):
     harmonics up to `sh_lmax` (default `lmax`; a list: one per layer) and radial functions per
     path and channel:
     `radial="spline"` (Facet-style cubic B-splines, default) or `"mlp"` (Bessel + MLP, whose
-    polynomial envelope has exponent `envelope_exponent`).
+    polynomial envelope has exponent `envelope_exponent` and whose Bessel frequencies train with
+    `trainable_basis`).
     The neighbour sum A entering the product basis keeps every l ≤ `a_lmax` (default `lmax`;
     MACE's recipe is a_lmax = sh_lmax = 3 with lmax = 1; a list gives one a_lmax per layer,
     e.g. [2, 3] for l = 3 only in the last layer's neighbour sum), and `species_product=True` makes
@@ -61,7 +62,8 @@ class EquivariantNetwork(nn.Module):
                  num_layers: int = 2, correlation: int = 3, radial: str = "spline", num_basis: int = 8,
                  radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
                  nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | list[int] | None = None,
-                 species_product: bool = False, product: str = "tensor", envelope_exponent: int = 5):
+                 species_product: bool = False, product: str = "tensor", envelope_exponent: int = 5,
+                 trainable_basis: bool = False):
         super().__init__()
         if not 0 <= lmax <= 3:
             raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
@@ -78,7 +80,8 @@ class EquivariantNetwork(nn.Module):
         self.blocks = nn.ModuleList()
         self.readouts = nn.ModuleList()
         irreps = scalars
-        radial_settings = RadialSettings(float(cutoff), radial, num_basis, tuple(radial_hidden), int(envelope_exponent))
+        radial_settings = RadialSettings(float(cutoff), radial, num_basis, tuple(radial_hidden), int(envelope_exponent),
+                                         bool(trainable_basis))
         for layer in range(num_layers):
             last = layer == num_layers - 1
             irreps_out = scalars if last else hidden_irreps(channels, lmax)

@@ -63,12 +63,20 @@ class SplineRadial(nn.Module):
 
 
 class BesselBasis(nn.Module):
-    """sqrt(2 / r_cut) sin(n π r / r_cut) / r, n = 1..K (Klicpera et al. 2020). Shapes: (E,) → (E, K)."""
+    """sqrt(2 / r_cut) sin(ω_n r) / r with ω_n = n π / r_cut, n = 1..K (Klicpera et al. 2020).
 
-    def __init__(self, cutoff: float, num_basis: int = 8):
+    `trainable=True` makes the frequencies ω_n (1/Å) parameters that start at n π / r_cut, as
+    NequIP's default Bessel basis does. Shapes: (E,) → (E, K).
+    """
+
+    def __init__(self, cutoff: float, num_basis: int = 8, trainable: bool = False):
         super().__init__()
         self.cutoff = float(cutoff)
-        self.register_buffer("frequencies", torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff)
+        frequencies = torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff
+        if trainable:
+            self.frequencies = nn.Parameter(frequencies)
+        else:
+            self.register_buffer("frequencies", frequencies)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         r = r.unsqueeze(-1)
@@ -86,9 +94,9 @@ class BesselMLPRadial(nn.Module):
     """
 
     def __init__(self, cutoff: float, weight_numel: int, num_basis: int = 8, hidden: tuple[int, ...] = (64, 64),
-                 envelope_exponent: int = 5):
+                 envelope_exponent: int = 5, trainable_basis: bool = False):
         super().__init__()
-        self.basis = BesselBasis(cutoff, num_basis)
+        self.basis = BesselBasis(cutoff, num_basis, trainable_basis)
         self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
         sizes = [num_basis, *hidden, weight_numel]
         layers: list[nn.Module] = []
@@ -123,7 +131,8 @@ class RadialSettings:
     kind: "spline" (Facet-style cubic B-splines, default) or "mlp" (Bessel + MLP, the NequIP/MACE
     reference); cutoff in Å; num_basis functions; hidden widths of the MLP (unused by splines);
     envelope_exponent p of the MLP's polynomial envelope (MACE's 5; a larger p stays near 1 further
-    out: at 0.89 r_cut, p = 5 keeps 3 % of a neighbour's weight, p = 8 9 %, p = 12 19 %).
+    out: at 0.89 r_cut, p = 5 keeps 3 % of a neighbour's weight, p = 8 9 %, p = 12 19 %);
+    trainable_basis: the Bessel frequencies train with the network (NequIP's default; MLP only).
     """
 
     cutoff: float
@@ -131,16 +140,21 @@ class RadialSettings:
     num_basis: int = 8
     hidden: tuple[int, ...] = (64, 64)
     envelope_exponent: int = 5
+    trainable_basis: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("spline", "mlp"):
             raise ValueError(f"radial must be 'spline' or 'mlp', got '{self.kind}'")
         if self.envelope_exponent < 2:
             raise ValueError(f"envelope_exponent must be at least 2 (a smooth cutoff), got {self.envelope_exponent}")
+        if self.trainable_basis and self.kind != "mlp":
+            raise ValueError("trainable_basis applies to the Bessel basis of radial 'mlp' only "
+                             "(the spline radial's knots are fixed)")
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
     def build(self, weight_numel: int) -> nn.Module:
         """A radial module r (E,) Å → (E, weight_numel), zero at the cutoff."""
         if self.kind == "spline":
             return SplineRadial(self.cutoff, weight_numel, self.num_basis)
-        return BesselMLPRadial(self.cutoff, weight_numel, self.num_basis, self.hidden, self.envelope_exponent)
+        return BesselMLPRadial(self.cutoff, weight_numel, self.num_basis, self.hidden, self.envelope_exponent,
+                               self.trainable_basis)
