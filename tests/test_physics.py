@@ -32,7 +32,10 @@ TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers"
                # harmonics to l = 3 times the radial basis as the edge embedding, SchNet-style filtered values
                pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
                                              "geometry_lmax": 3, "geometry_product": True, "edge_filter": True}),
-                            id="transformer-harmonics-filter")]
+                            id="transformer-harmonics-filter"),
+               # invariant neighbourhood power spectrum in the tokens
+               pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
+                                             "environment_lmax": 2}), id="transformer-environment")]
 ARCHITECTURES = EQUIVARIANT + TRANSFORMER
 
 

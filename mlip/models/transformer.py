@@ -11,6 +11,12 @@ Atoms are tokens. Two ways to see geometry (`attention`):
   atoms of the molecule with no cutoff (`MoleculeAttention`), plus a learned bias of the pair
   distance. Cost quadratic in the atoms of a molecule (`max_atoms` caps it).
 
+With `environment_lmax` L ≥ 1 (neighbour mode) every token also starts from an invariant
+summary of its neighbourhood: learned radial channels R_k(r) summed with the edge directions'
+harmonics, A_k,lm = Σ_j R_k(r_ij) Y_lm(r̂_ij), reduced to the power spectrum Σ_m A_k,lm²
+(l = 1..L) beside A_k,00: three-body angular information that the raw-vector embedding otherwise
+has to learn, exactly rotation invariant, at the cost of one neighbour sum.
+
 Neither is rotation invariant by construction: the network learns it (rotation augmentation or
 the embedding-space symmetry objective, `mlip.train.symmetry`), or `frames="O3"|"SO3"` makes it
 exact by frame averaging over the principal axes of each structure (`mlip.nn.frames`); with
@@ -90,7 +96,7 @@ class TransformerNetwork(nn.Module):
                  max_atoms: int = 256, distance_basis: int = 16, max_distance: float = 10.0,
                  frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
                  plane_samples: int = 4, geometry_lmax: int = 1, geometry_product: bool = False,
-                 edge_filter: bool = False):
+                 edge_filter: bool = False, environment_lmax: int = 0):
         super().__init__()
         if attention not in ("neighbor", "molecule"):
             raise ValueError(f"attention must be 'neighbor' or 'molecule', got '{attention}'")
@@ -114,7 +120,19 @@ class TransformerNetwork(nn.Module):
             self.geometry = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, dim))
             def attention_layer() -> nn.Module:
                 return NeighborAttention(dim, heads, dim, edge_filter)
+            self.environment_lmax = int(environment_lmax)
+            if not 0 <= self.environment_lmax <= 3:
+                raise ValueError(f"environment_lmax must be 0 (off) to 3, got {environment_lmax}")
+            if self.environment_lmax:
+                channels = max(dim // 2, 1)
+                self.environment_directions = EdgeDirections(self.environment_lmax)
+                self.environment_radial = nn.Linear(num_basis, channels, bias=False)
+                self.environment = nn.Sequential(nn.Linear(channels * (self.environment_lmax + 1), dim), nn.SiLU(),
+                                                 nn.Linear(dim, dim))
         else:
+            if environment_lmax:
+                raise ValueError("environment_lmax needs attention='neighbor' (molecule attention has no neighbour graph)")
+            self.environment_lmax = 0
             self.distances = GaussianDistanceBasis(distance_basis, max_distance)
             def attention_layer() -> nn.Module:
                 return MoleculeAttention(dim, heads, distance_basis)
@@ -131,6 +149,9 @@ class TransformerNetwork(nn.Module):
             if self.geometry_product:
                 angular = (angular.unsqueeze(-1) * radial.unsqueeze(-2)).flatten(1)
             edge_features = self.geometry(torch.cat([angular, radial], dim=-1))  # (E, dim)
+            if self.environment_lmax:
+                x = x + self.environment(self._environment(edge_vectors, lengths, radial * envelope.unsqueeze(-1),
+                                                           receivers, x.shape[0]))
             x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
             for block in self.blocks:
                 x = block(x, edge_features, envelope, receivers, senders)
@@ -148,6 +169,20 @@ class TransformerNetwork(nn.Module):
         for block in self.blocks:
             padded = block(padded, coordinates, basis, mask)
         return padded[batch, slot]
+
+    def _environment(self, edge_vectors: torch.Tensor, lengths: torch.Tensor, radial: torch.Tensor,
+                     receivers: torch.Tensor, num_atoms: int) -> torch.Tensor:
+        """Invariants of each atom's neighbourhood: A_k,00 and Σ_m A_k,lm² for l = 1..L, with
+        A_k,lm = (1/n̄) Σ_j R_k(r_ij) Y_lm(r̂_ij). Shapes: edge_vectors (E, 3) Å, lengths (E,) Å,
+        radial (E, num_basis) (enveloped) → (N, channels·(L+1))."""
+        weights = self.environment_radial(radial)                                            # (E, K)
+        directions = self.environment_directions(edge_vectors, lengths)                      # (E, L(L+2))
+        harmonics = torch.cat([torch.ones_like(directions[:, :1]), directions], dim=-1)     # (E, (L+1)²)
+        sums = weights.new_zeros(num_atoms, weights.shape[1], harmonics.shape[1]).index_add_(
+            0, receivers, weights.unsqueeze(-1) * harmonics.unsqueeze(1)) / self.avg_num_neighbors
+        invariants = [sums[:, :, 0]] + [sums[:, :, l * l:(l + 1) ** 2].square().sum(-1)
+                                        for l in range(1, self.environment_lmax + 1)]
+        return torch.cat(invariants, dim=-1)
 
     @property
     def uses_structure(self) -> bool:
