@@ -24,6 +24,33 @@ def sparse_terms(coupling: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor,
     return first, second, column, value
 
 
+def _sparse_sum(x_rows: torch.Tensor, y_rows: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
+                value: torch.Tensor, column: torch.Tensor, columns: int) -> torch.Tensor:
+    """out[k] = Σ_t value_t · x_rows[first_t] · y_rows[second_t] over the terms t with column_t = k.
+
+    Shapes: x_rows (dim1, M), y_rows (dim2, M), first/second/column (T,) int64, value (T, 1) → (columns, M)."""
+    terms = x_rows.index_select(0, first) * y_rows.index_select(0, second) * value
+    return terms.new_zeros(columns, x_rows.shape[1]).index_add_(0, column, terms)
+
+
+def _sparse_sum_unrolled(x_rows: torch.Tensor, y_rows: torch.Tensor,
+                         terms_by_column: list[list[tuple[int, int, float]]]) -> torch.Tensor:
+    """`_sparse_sum` written out term by term (one row product per term, the coefficients as
+    constants), for torch.compile: Inductor fuses it into kernels along the M rows. Its gather-
+    multiply-scatter form it vectorises across the terms instead (strided gathers: inside the graph
+    that product's backward alone took 39 ms of a 160 ms compiled call at 512 Si atoms, eager call
+    100 ms). Shapes as `_sparse_sum`; terms_by_column[k]: (first, second, value) of column k."""
+    xs = x_rows.unbind(0)
+    ys = xs if y_rows is x_rows else y_rows.unbind(0)
+    columns = []
+    for terms in terms_by_column:
+        total = torch.zeros_like(xs[0])
+        for i, j, value in terms:
+            total = total + value * (xs[i] * ys[j])
+        columns.append(total)
+    return torch.stack(columns)
+
+
 class ChannelwiseProduct(nn.Module):
     """x ⊗ y channel by channel ("uuu"), every pair (l1, l2) → l3 ≤ `lmax_out` of natural parity,
     then the paths of each l3 mixed into C channels (`PathLinear`): one copy of every l3.
@@ -49,6 +76,9 @@ class ChannelwiseProduct(nn.Module):
         for name, tensor in [("first", first), ("second", second), ("column", column)]:
             self.register_buffer(name, tensor, persistent=False)  # follows from the config
         self.register_buffer("value", value.to(torch.get_default_dtype()).unsqueeze(-1), persistent=False)
+        self.terms_by_column: list[list[tuple[int, int, float]]] = [[] for _ in range(self.columns)]
+        for i, j, k, v in zip(first.tolist(), second.tolist(), column.tolist(), value.tolist()):
+            self.terms_by_column[k].append((i, j, v))
         self.groups = path_groups(self.paths)
         self.per_species = num_species is not None
         if self.per_species:
@@ -62,8 +92,9 @@ class ChannelwiseProduct(nn.Module):
         # rows (gathering from the strided transpose: 2–4 % slower calls and training steps, measured in-model)
         x_rows = x.reshape(n * c, -1).t().contiguous()
         y_rows = x_rows if y is x else y.reshape(n * c, -1).t().contiguous()
-        terms = x_rows.index_select(0, self.first) * y_rows.index_select(0, self.second) * self.value
-        return terms.new_zeros(self.columns, n * c).index_add_(0, self.column, terms)
+        if torch.compiler.is_compiling():
+            return _sparse_sum_unrolled(x_rows, y_rows, self.terms_by_column)
+        return _sparse_sum(x_rows, y_rows, self.first, self.second, self.value, self.column, self.columns)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
         n, c = x.shape[0], x.shape[1]
