@@ -87,3 +87,22 @@ def test_compiled_potential_matches_eager(monkeypatch):
     reference = potential(other, forces=True, stress=True)
     for key in ("energy", "forces", "stress"):
         torch.testing.assert_close(out[key], reference[key], rtol=0, atol=1e-9)
+
+
+def test_gather_rows_operator_matches_index_select_with_its_derivatives():
+    """The custom gather used under torch.compile: values, first and second derivatives (float64)."""
+    from mlip.nn import gather
+
+    x = torch.randn(6, 3, 2, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 5, 5, 2, 0, 1, 3])
+    torch.testing.assert_close(gather._gather_rows(x, index), x.index_select(0, index), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda t: gather._gather_rows(t, index), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: gather._gather_rows(t, index), (x,))
+    values = torch.randn(7, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: gather._scatter_rows(v, index, 6), (values,))
+    torch.library.opcheck(gather._gather_rows, (x, index))
+    torch.library.opcheck(gather._scatter_rows, (values, index, 6))
+    compiled = torch.compile(lambda t: (gather.gather_rows(t, index) ** 2).sum(), dynamic=True)
+    grad, = torch.autograd.grad(compiled(x), x)
+    torch.testing.assert_close(grad, torch.zeros_like(x).index_add(0, index, 2 * x.index_select(0, index)),
+                               rtol=0, atol=1e-12)

@@ -6,6 +6,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from mlip.nn.gather import gather_rows
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
 from mlip.nn.radial import RadialSettings
 from mlip.nn.segments import NeighbourSegments
@@ -90,12 +91,12 @@ class EquivariantConvolution(nn.Module):
         n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
         weights = self.radial(lengths)                                                   # (E or P, paths·C)
         if pair is not None:  # one row per bond → one per edge
-            weights = weights.index_select(0, pair)
+            weights = gather_rows(weights, pair)
         weights = weights.reshape(weights.shape[0], len(self.paths), c)                # (E, paths, C)
         if segments is not None:  # zeros in the padding slots: those contribute nothing
             weights = segments.pad(weights, 0)                                             # (N·D, paths, C)
         # (N, dim_in, C) made contiguous before the gather, so that the gather copies whole rows
-        features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous().index_select(0, senders)
+        features = gather_rows(to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous(), senders)
         if segments is not None:
             return self._segment_sums(weights, features, edge_sh, segments)
         if self.dim_in == 1:  # scalar inputs (first layer): radial weights folded into the features
