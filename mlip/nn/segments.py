@@ -42,18 +42,13 @@ class NeighbourSegments:
     @classmethod
     def build(cls, receivers: torch.Tensor, num_nodes: int) -> "NeighbourSegments | None":
         """The layout, or None where it does not pay or cannot be used: padding over `MAX_PADDING`
-        slots per edge, no edges, or while torch.export traces (the degree is data: an exported
-        program takes the scatter sum). Under torch.compile the layout is built outside the
-        compiled graph (`_layout_outside_graph`), and the graph reads it as inputs."""
+        slots per edge, no edges, or while torch.compile / torch.export trace (the degree is data).
+        Building it outside a compiled graph (a graph break, the degree a guarded input) was tried on
+        2026-12-06: faster, but Inductor then baked one degree into a stride and the third structure of
+        another neighbour count failed its stride check, so compiled networks take the scatter sum."""
         exporting = getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.5
-        if receivers.shape[0] == 0 or exporting:
+        if receivers.shape[0] == 0 or torch.compiler.is_compiling() or exporting:
             return None
-        if torch.compiler.is_compiling():
-            return _layout_outside_graph(cls, receivers, num_nodes)
-        return cls._if_it_pays(receivers, num_nodes)
-
-    @classmethod
-    def _if_it_pays(cls, receivers: torch.Tensor, num_nodes: int) -> "NeighbourSegments | None":
         segments = cls(receivers, num_nodes)
         if segments.num_nodes * segments.degree > MAX_PADDING * receivers.shape[0] + segments.num_nodes:
             return None
@@ -79,10 +74,3 @@ class NeighbourSegments:
         right = right.reshape(p * self.num_nodes, self.degree * k, channels)
         return torch.bmm(left.transpose(1, 2), right).reshape(p, self.num_nodes, width, channels)
 
-
-@torch.compiler.disable
-def _layout_outside_graph(cls: type, receivers: torch.Tensor, num_nodes: int) -> NeighbourSegments | None:
-    """`NeighbourSegments` built eagerly from inside a torch.compile trace (a graph break): its
-    degree is read off the data, which a traced graph cannot do; the graph then guards on the
-    degree and on `identity` (a new degree compiles once more, then is a dynamic size)."""
-    return cls._if_it_pays(receivers, num_nodes)
