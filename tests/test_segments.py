@@ -70,6 +70,23 @@ def test_layout_is_refused_where_it_does_not_pay():
     assert NeighbourSegments.build(torch.arange(10) % 5, 5) is not None
 
 
+def test_compiled_layout_rounds_the_degree_up_and_gives_the_same_sums():
+    """The layout a compiled network receives: degree rounded up to a bucket and marked static (one
+    graph per bucket, the degree a constant in it), the sums unchanged by the extra empty slots."""
+    receivers, _ = _random_graph()
+    degree = int(torch.bincount(receivers).max())
+    slots, marker = NeighbourSegments.compiled_layout(receivers, 12)
+    assert marker.shape[0] % segments_module.COMPILED_DEGREE_STEP == 0 and degree <= marker.shape[0] < degree + 8
+    assert 0 in marker._dynamo_static_indices
+    segments = NeighbourSegments.from_compiled_layout((slots, marker), 12)
+    assert not segments.identity and torch.equal(slots // marker.shape[0], receivers)
+    left, right = torch.randn(2, 50, 3, 4), torch.randn(2, 50, 3, 5)
+    expected = NeighbourSegments(receivers, 12)
+    torch.testing.assert_close(segments.neighbour_sum(segments.pad(left, 1), segments.pad(right, 1)),
+                               expected.neighbour_sum(expected.pad(left, 1), expected.pad(right, 1)), rtol=0, atol=1e-12)
+    assert NeighbourSegments.compiled_layout(torch.zeros(0, dtype=torch.long), 5) is None
+
+
 @pytest.mark.parametrize("lmax_in,sh_lmax,a_lmax", [(0, 3, 3), (1, 2, 2), (1, 3, 1), (2, 2, 2)])
 def test_convolution_gives_the_same_sums_and_gradients_both_ways(lmax_in, sh_lmax, a_lmax):
     torch.manual_seed(0)

@@ -21,6 +21,7 @@ from torch import nn
 
 from mlip.atomic_write import atomic_path
 from mlip.models.potential import Potential, strained, stress_from_strain_gradient
+from mlip.nn.segments import NeighbourSegments
 
 
 def compile_potential(potential: Potential, mode: str | None = None) -> Potential:
@@ -29,8 +30,33 @@ def compile_potential(potential: Potential, mode: str | None = None) -> Potentia
     save the original, not the copy (the compiled wrapper renames the weights)."""
     compiled = copy.copy(potential)
     compiled._modules = dict(potential._modules)  # the copy's own module table: the original keeps its network
-    compiled.network = torch.compile(potential.network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS)
+    compiled.network = CompiledNetwork(potential.network, mode)
     return compiled
+
+
+class CompiledNetwork(nn.Module):
+    """`network` under torch.compile, with what a compiled graph cannot compute itself prepared
+    eagerly before each call: the per-receiver neighbour layout (`NeighbourSegments.compiled_layout`,
+    whose degree is data), for networks that take it (`segment_sums`). Other attributes are the
+    network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
+
+    def __init__(self, network: nn.Module, mode: str | None = None):
+        super().__init__()
+        self.network = network
+        # not a submodule: the weights are listed once, under `network`
+        object.__setattr__(self, "_compiled", torch.compile(network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS))
+
+    def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
+                senders: torch.Tensor, **inputs) -> torch.Tensor:
+        if getattr(self.network, "segment_sums", False):
+            inputs["segment_layout"] = NeighbourSegments.compiled_layout(receivers, species.shape[0])
+        return self._compiled(species, edge_vectors, receivers, senders, **inputs)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.network, name)
 
 
 # Inductor writes a scatter-add (the backward of every gather of neighbour features) as atomic adds;

@@ -100,7 +100,8 @@ class EquivariantNetwork(nn.Module):
         self.segment_sums = True
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
-                senders: torch.Tensor, edge_pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                senders: torch.Tensor, edge_pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                segment_layout: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         onehot = nn.functional.one_hot(species, self.num_species).to(edge_vectors.dtype)
         pair = None
         if edge_pairs is not None:  # one length per bond: the radial networks run once per bond
@@ -110,7 +111,10 @@ class EquivariantNetwork(nn.Module):
             lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)
         node_feats = self.embedding(onehot)
-        segments = NeighbourSegments.build(receivers, species.shape[0]) if self.segment_sums else None
+        if segment_layout is not None:  # built before a compiled call (`NeighbourSegments.compiled_layout`)
+            segments = NeighbourSegments.from_compiled_layout(segment_layout, species.shape[0])
+        else:
+            segments = NeighbourSegments.build(receivers, species.shape[0]) if self.segment_sums else None
         if segments is not None:  # the convolutions' per-edge inputs laid out per receiver once, for every layer
             edge_sh, senders = segments.pad(edge_sh, 0), segments.pad(senders, 0)
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)

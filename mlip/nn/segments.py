@@ -7,6 +7,9 @@ import torch
 # padded slots allowed per edge before the padded layout is refused (the scatter sum is used instead):
 # bounds the memory of the padded tensors when one atom has far more neighbours than the rest
 MAX_PADDING = 2.0
+# under torch.compile the degree is rounded up to a multiple of this and compiled as a constant:
+# one graph per bucket (a diamond Si cell at 5 Å, 28 neighbours, and a liquid with 30-38 share few)
+COMPILED_DEGREE_STEP = 8
 
 
 class NeighbourSegments:
@@ -25,11 +28,12 @@ class NeighbourSegments:
     out is a reshape, not a copy. Shapes: receivers (E,) int64 in [0, num_nodes).
     """
 
-    def __init__(self, receivers: torch.Tensor, num_nodes: int):
+    def __init__(self, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1):
         n_edges = receivers.shape[0]
         counts = torch.bincount(receivers, minlength=num_nodes)
         self.num_nodes = int(num_nodes)
-        self.degree = max(int(counts.max()), 1) if n_edges else 1
+        degree = max(int(counts.max()), 1) if n_edges else 1
+        self.degree = -(-degree // degree_step) * degree_step
         order = torch.argsort(receivers, stable=True)
         starts = torch.cumsum(counts, 0) - counts
         ranked = receivers.index_select(0, order)
@@ -49,9 +53,38 @@ class NeighbourSegments:
         exporting = getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.5
         if receivers.shape[0] == 0 or torch.compiler.is_compiling() or exporting:
             return None
-        segments = cls(receivers, num_nodes)
+        return cls._if_it_pays(receivers, num_nodes)
+
+    @classmethod
+    def _if_it_pays(cls, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1) -> "NeighbourSegments | None":
+        segments = cls(receivers, num_nodes, degree_step)
         if segments.num_nodes * segments.degree > MAX_PADDING * receivers.shape[0] + segments.num_nodes:
             return None
+        return segments
+
+    @classmethod
+    def compiled_layout(cls, receivers: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The layout as graph inputs for a torch.compile'd network, built eagerly before the call:
+        (slots (E,) int64, degree marker (D,)), or None where it does not pay. The degree is rounded
+        up to a multiple of `COMPILED_DEGREE_STEP` and the marker's one dimension is marked static,
+        so each degree bucket gets its own graph in which D is a constant (`from_compiled_layout`);
+        atom and edge counts stay dynamic. A symbolic degree is what failed on 2026-12-06 (Inductor
+        baked one degree into a stride, and a structure of another neighbour count crashed)."""
+        if receivers.shape[0] == 0:
+            return None
+        segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP)
+        if segments is None:
+            return None
+        marker = receivers.new_empty(segments.degree, dtype=torch.uint8)
+        torch._dynamo.mark_static(marker, 0)
+        return segments.slots, marker
+
+    @classmethod
+    def from_compiled_layout(cls, layout: tuple[torch.Tensor, torch.Tensor], num_nodes: int) -> "NeighbourSegments":
+        """The layout inside a compiled graph, from `compiled_layout`'s tensors (no data read)."""
+        segments = cls.__new__(cls)
+        segments.slots, marker = layout
+        segments.num_nodes, segments.degree, segments.identity = num_nodes, marker.shape[0], False
         return segments
 
     def pad(self, x: torch.Tensor, dim: int) -> torch.Tensor:
