@@ -41,20 +41,18 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [("spline", "float32"), ("mlp", "float32"), ("spline", "float64"), ("mlp", "float64")]
 
 
-def run_one(system: str, radial: str, dtype_name: str) -> dict:
-    """Time one configuration in this process (called through --worker)."""
+def benchmark_potential(system: str, radial: str, dtype_name: str):
+    """(potential, graph batch, graph-building ms, atoms) of one benchmark configuration: the
+    `equivariant_medium` preset with `radial` (or `transformer_small`), frozen weights, 5 Å."""
     import torch
 
-    from benchmarks.systems import median_call_seconds, systems
+    from benchmarks.systems import systems
     from mlip.graph import GraphBatch
     from mlip.io import Frame
-    from mlip.memory import keep_freed_memory
     from mlip.models import build_potential
     from mlip.models.presets import load_preset
 
     atoms = systems()[system] if system in ("aspirin",) else systems((int(system[2:]),))[system]
-    compiled = radial.endswith("+compile")
-    radial = radial.removesuffix("+compile")
     if radial == "transformer":
         options = load_preset("transformer_small")
         options.update(avg_num_neighbors=20.0)
@@ -70,7 +68,19 @@ def run_one(system: str, radial: str, dtype_name: str) -> dict:
     frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc)
     start = time.perf_counter()
     batch = GraphBatch.from_frames([frame], 5.0).to(dtype=dtype)
-    graph_ms = (time.perf_counter() - start) * 1e3
+    return potential, batch, (time.perf_counter() - start) * 1e3, atoms
+
+
+def run_one(system: str, radial: str, dtype_name: str) -> dict:
+    """Time one configuration in this process (called through --worker)."""
+    import torch
+
+    from benchmarks.systems import median_call_seconds
+    from mlip.memory import keep_freed_memory
+
+    compiled = radial.endswith("+compile")
+    radial = radial.removesuffix("+compile")
+    potential, batch, graph_ms, atoms = benchmark_potential(system, radial, dtype_name)
     if compiled:
         from mlip.export.compiled import compile_potential
 

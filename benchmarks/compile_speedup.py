@@ -1,0 +1,85 @@
+"""Compiled against eager inference in one process, calls interleaved: a speed-up that this
+machine's drifting speed (up to 30 % between runs of one eager call) cannot fake.
+
+    python -m benchmarks.compile_speedup --systems aspirin Si64 Si512 Si4096 \
+        --out benchmarks/results/compile_speedup.json
+
+Per system: the `equivariant_medium` benchmark model of `benchmarks.model_speed` (frozen weights,
+float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential` (compile time
+reported: the first call of a new degree bucket), then `--pairs` pairs of energy+forces calls,
+eager and compiled one after the other (their order alternating). Reported: the median call
+of each, the median of the per-pair ratios eager/compiled, µs per atom-step, and whether the
+compiled forces equal eager ones (max |ΔF| in eV/Å).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from benchmarks.common import write_result
+
+
+def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
+    import torch
+
+    from benchmarks.model_speed import benchmark_potential
+    from mlip.export.compiled import compile_potential
+    from mlip.memory import keep_freed_memory
+
+    keep_freed_memory()
+    potential, batch, _, atoms = benchmark_potential(system, radial, dtype_name)
+    compiled = compile_potential(potential)
+
+    def call(model) -> tuple[float, torch.Tensor]:
+        start = time.perf_counter()
+        forces = model(batch, forces=True)["forces"]
+        forces.sum().item()
+        return time.perf_counter() - start, forces
+
+    compile_s, compiled_forces = call(compiled)
+    _, eager_forces = call(potential)
+    for _ in range(2):  # warm both
+        call(compiled), call(potential)
+    eager, fast = [], []
+    for k in range(pairs):
+        first, second = (potential, compiled) if k % 2 == 0 else (compiled, potential)
+        t_first, t_second = call(first)[0], call(second)[0]
+        eager.append(t_first if first is potential else t_second)
+        fast.append(t_second if first is potential else t_first)
+    ratios = [e / c for e, c in zip(eager, fast)]
+    row = {"system": system, "atoms": len(atoms), "edges": int(batch.receivers.numel()), "radial": radial,
+           "dtype": dtype_name, "pairs": pairs, "compile_s": compile_s,
+           "eager_ms": statistics.median(eager) * 1e3, "compiled_ms": statistics.median(fast) * 1e3,
+           "speedup_median_of_pairs": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios),
+           "compiled_us_per_atom": statistics.median(fast) * 1e6 / len(atoms),
+           "max_force_difference": float((compiled_forces - eager_forces).abs().max()),
+           "torch_threads": torch.get_num_threads()}
+    print(f"{system:>8}: eager {row['eager_ms']:8.2f} ms, compiled {row['compiled_ms']:8.2f} ms "
+          f"({row['compiled_us_per_atom']:.0f} µs/atom), speed-up {row['speedup_median_of_pairs']:.2f}× "
+          f"(pairs {row['speedup_min']:.2f}–{row['speedup_max']:.2f}), compile {compile_s:.0f} s, "
+          f"max |ΔF| {row['max_force_difference']:.1e} eV/Å", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", default=["aspirin", "Si64", "Si512", "Si4096"])
+    parser.add_argument("--radial", default="mlp", choices=["mlp", "spline"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--pairs", type=int, default=None, help="call pairs per system (default: 3000 / atoms, 5–40)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    from benchmarks.systems import systems
+
+    rows = []
+    for system in args.systems:
+        n_atoms = len(systems()[system]) if system == "aspirin" else int(system[2:])
+        pairs = args.pairs or max(5, min(40, 3000 // n_atoms))
+        rows.append(measure(system, args.radial, args.dtype, pairs))
+    write_result("compile_speedup", {"rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()
