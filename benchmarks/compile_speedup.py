@@ -9,12 +9,14 @@ float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential
 reported: the first call of a new degree bucket), then `--pairs` pairs of energy+forces calls,
 eager and compiled one after the other (their order alternating). Reported: the median call
 of each, the median of the per-pair ratios eager/compiled, µs per atom-step, and whether the
-compiled forces equal eager ones (max |ΔF| in eV/Å).
+compiled forces equal eager ones (max |ΔF| in eV/Å); the process's peak resident memory so far
+(each system runs in the same process: give one system per call to read one system's memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -55,6 +57,7 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
            "speedup_median_of_pairs": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios),
            "compiled_us_per_atom": statistics.median(fast) * 1e6 / len(atoms),
            "max_force_difference": float((compiled_forces - eager_forces).abs().max()),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "torch_threads": torch.get_num_threads()}
     print(f"{system:>8}: eager {row['eager_ms']:8.2f} ms, compiled {row['compiled_ms']:8.2f} ms "
           f"({row['compiled_us_per_atom']:.0f} µs/atom), speed-up {row['speedup_median_of_pairs']:.2f}× "
