@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 
 import ase.io
 import numpy as np
@@ -224,3 +225,29 @@ def test_md_arguments_are_checked(tmp_path, bad):
 
     with pytest.raises(ValueError, match="timestep > 0"):
         run_md(bulk("Cu", "fcc", a=3.6), EMT(), tmp_path, **bad)
+
+
+def test_compile_option_reaches_every_engine(model_file, tmp_path, monkeypatch):
+    """`--compile` of mlip-md (one structure and batched) and mlip-relax (one by one and batched)
+    puts the network under torch.compile. Compiling itself (a minute per graph) is replaced by a
+    recording stand-in; that compiled networks equal eager ones is tests/test_compiled.py's job."""
+    from mlip.export import compiled
+
+    compiled_ids = []
+
+    def record(potential, mode=None):
+        compiled_ids.append(id(potential))
+        return potential
+
+    monkeypatch.setattr(compiled, "compile_potential", record)
+    cells = [bulk("Cu", "fcc", a=a, cubic=True) for a in (3.58, 3.62)]
+    ase.io.write(tmp_path / "cells.xyz", cells)
+    md = [str(model_file), str(tmp_path / "cells.xyz"), "--steps", "2", "--interval", "1"]
+    assert md_main(md + ["--out", str(tmp_path / "md")]) == 0 and compiled_ids == []  # off unless asked
+    assert md_main(md + ["--out", str(tmp_path / "md_c"), "--compile"]) == 0 and len(compiled_ids) == 1
+    relax = [str(model_file), str(tmp_path / "cells.xyz"), "--max-steps", "2", "--compile"]
+    assert relax_main(relax + ["--out", str(tmp_path / "r")]) == 0 and len(compiled_ids) == 2
+    assert relax_main(relax + ["--out", str(tmp_path / "rb"), "--batched"]) == 0 and len(compiled_ids) == 3
+    if importlib.util.find_spec("torch_sim") is not None:
+        assert md_main(md + ["--out", str(tmp_path / "mb"), "--batched", "--ensemble", "nvt", "--compile"]) == 0
+        assert len(compiled_ids) == 4

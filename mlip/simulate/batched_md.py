@@ -59,13 +59,15 @@ def _watch(step: int, temperatures: np.ndarray, energies: np.ndarray, target_K: 
 
 
 def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_fs: float, temperature_K: float,
-           ensemble: str = "nvt", friction_per_fs: float = 0.01, interval: int = 10, seed: int = 0) -> MDResult:
+           ensemble: str = "nvt", friction_per_fs: float = 0.01, interval: int = 10, seed: int = 0,
+           compile: bool = False) -> MDResult:
     """Langevin NVT (or NVE) MD of all `structures` in one batch, `steps` steps of `timestep_fs`.
 
     Velocities start from Maxwell-Boltzmann at `temperature_K` (seeded). Structures must all be
     periodic or all be molecules (torch-sim's periodicity is per batch). Every `interval` steps
     the watchdog of `mlip.simulate.md` (non-finite energies, temperatures above 10x the target)
-    stops the run with `MDInstabilityError` naming the step and the structure.
+    stops the run with `MDInstabilityError` naming the step and the structure. `compile`: the
+    network under torch.compile (`mlip.export.compiled.compile_potential`).
     """
     if ensemble not in ("nvt", "nve"):
         raise ValueError(f"ensemble must be 'nvt' or 'nve', got '{ensemble}'")
@@ -76,7 +78,7 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
         raise ValueError("batched MD needs structures that are all fully periodic or all molecules")
     ts, MLIPModel = _torchsim()
     torch.manual_seed(seed)
-    model = MLIPModel(potential, compute_stress=False)
+    model = MLIPModel(potential, compute_stress=False, compile=compile)
     state = ts.io.atoms_to_state(structures, model.device, model.dtype)
     fs = float(ts.units.MetalUnits.time) / 1000.0  # torch-sim's time unit: MetalUnits.time of them per ps
     dt = torch.tensor(timestep_fs * fs, dtype=model.dtype)

@@ -32,11 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batched", action="store_true",
                         help="run every frame of STRUCTURE together on torch-sim (nve/nvt; mlip[torchsim]); writes "
                              "final.xyz and md_batched_log.csv")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the network under torch.compile: 1.5-2x faster per step on a CPU after 10-120 s of "
+                             "compiling (worth it for long runs)")
     args = parser.parse_args(argv)
     if args.batched:
         return _batched(args)
     try:
-        calculator = MLIPCalculator(args.model, device=args.device)
+        calculator = MLIPCalculator(args.model, device=args.device, compile=args.compile)
         atoms = read(args.structure)[args.frame].to_atoms()
         log = run_md(atoms, calculator, args.out, args.ensemble, args.steps, args.timestep, args.temperature,
                      args.friction, args.pressure, args.interval, args.seed)
@@ -75,7 +78,7 @@ def _batched(args: argparse.Namespace) -> int:
         for atoms in structures:
             potential.species(torch.as_tensor(atoms.numbers))  # unknown elements: refused up front
         result = run_batched(potential, structures, args.steps, args.timestep, args.temperature, args.ensemble,
-                             args.friction, args.interval, args.seed)
+                             args.friction, args.interval, args.seed, compile=args.compile)
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, OSError) as exc:
         print(f"mlip-md: error: {exc}", file=sys.stderr)
         return 2

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="--batched: structures relaxed together, written before the next chunk starts")
     parser.add_argument("--atoms-per-call", type=int,
                         help="--batched: most atoms per model call (default 512 on CPU, 65536 on GPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the network under torch.compile: 1.5-2x faster per call on a CPU after 10-120 s of "
+                             "compiling (worth it for many or large structures)")
     args = parser.parse_args(argv)
     if args.batched and (args.optimizer != "fire" or args.fix_symmetry):
         parser.error("--batched runs FIRE without symmetry constraints; drop --optimizer/--fix-symmetry or --batched")
@@ -122,7 +125,7 @@ def _relax_all(args: argparse.Namespace) -> int:
     summary = out / "summary.csv"
     done = {row.get("input_sha256") for row in csv.DictReader(open(summary))} if summary.exists() else set()
     try:
-        calculator = MLIPCalculator(args.model, device=args.device)
+        calculator = MLIPCalculator(args.model, device=args.device, compile=args.compile)
         frames = [frame for path in expand_paths(args.inputs) for frame in iread(path)]
     except (ModelFileError, InvalidStructureError, FileNotFoundError, ValueError) as exc:
         print(f"mlip-relax: error: {exc}", file=sys.stderr)
