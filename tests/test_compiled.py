@@ -3,6 +3,7 @@ stresses in float64 to 1e-9 on a triclinic cell and a molecule, batched."""
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -56,7 +57,7 @@ def test_exported_program_matches_eager(tmp_path):
 def test_compiled_potential_matches_eager():
     """Also: structures of other neighbour counts, one after another (what MD and relaxations of
     different cells send to one compiled model), stay exact: no size or stride baked into the graph
-    but the degree bucket of the per-receiver layout (26 → 32; 42, 44 → 48)."""
+    but the degree bucket of the per-receiver layout (the first batch → 40; 26 → 32; 42, 44 → 48)."""
     from mlip.export.compiled import compile_potential
 
     potential = _potential()
@@ -68,14 +69,22 @@ def test_compiled_potential_matches_eager():
     torch.testing.assert_close(out["energy"], eager["energy"], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=1e-9)
-    for lattice, a in [("bcc", 2.9), ("fcc", 3.4), ("bcc", 2.7)]:  # 26, 42, 26 + 6 neighbours
+    from mlip.nn.segments import NeighbourSegments
+
+    buckets = {NeighbourSegments.compiled_layout(batch.receivers, len(batch.numbers))[1].shape[0]}
+    for lattice, a in [("bcc", 2.9), ("fcc", 3.4), ("bcc", 2.7)]:  # 26, 42, 44 neighbours
         atoms = bulk("Cu", lattice, a=a).repeat((3, 3, 3))
         atoms.rattle(0.05, seed=2)
         other = GraphBatch.from_frames([Frame(numbers=atoms.numbers, positions=atoms.positions,
                                               cell=atoms.cell.array, pbc=True)], potential.cutoff).to(dtype=torch.float64)
+        layout = NeighbourSegments.compiled_layout(other.receivers, len(other.numbers))
+        assert layout is not None  # the compiled network gets the per-receiver layout, not the scatter fallback
+        buckets.add(layout[1].shape[0])
         out, reference = compiled(other, forces=True, stress=True), potential(other, forces=True, stress=True)
         for key in ("energy", "forces", "stress"):
             torch.testing.assert_close(out[key], reference[key], rtol=0, atol=1e-9)
+    assert buckets == {32, 40, 48}
+    assert copy.copy(compiled.network).num_species == potential.network.num_species  # attributes forwarded
 
 
 def test_gather_rows_operator_matches_index_select_with_its_derivatives():

@@ -56,7 +56,9 @@ class CompiledNetwork(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self.network, name)
+            if name.startswith("__") or "network" not in self.__dict__.get("_modules", {}):
+                raise  # dunder lookups (copy, pickle) and a half-built object: no forwarding
+            return getattr(self._modules["network"], name)
 
 
 # Inductor writes a scatter-add (the backward of every gather of neighbour features) as atomic adds;
