@@ -191,3 +191,44 @@ def test_weight_decay_spares_the_energy_scale_and_shift():
     assert torch.equal(after["potential.shift"], before["potential.shift"])
     weight = "potential.network.embedding.weight"
     assert torch.allclose(after[weight], before[weight] * (1 - module.hparams.lr * 0.1))
+
+
+class _RestoreTrainer:
+    """What `PotentialModule.restore_best_weights` reads of a Trainer: its callbacks and optimisers."""
+
+    def __init__(self, callbacks, optimizer):
+        self.callbacks, self.optimizers = callbacks, [optimizer]
+
+
+def test_plateau_restore_best_continues_from_the_best_epoch_at_the_lowered_rate():
+    from torch.optim.swa_utils import AveragedModel
+
+    from mlip.models import build_potential
+    from mlip.train.callbacks import BestValidationWeights, NamedEMAWeightAveraging
+    from mlip.train.module import PotentialModule
+
+    module = PotentialModule(model="equivariant_small", plateau_patience=0, plateau_factor=0.5,
+                             plateau_restore_best=True)
+    module.potential = build_potential("equivariant", ["Si"], 4.0, channels=4, lmax=1)
+    optimizer = module.configure_optimizers()["optimizer"]
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+    best, ema = BestValidationWeights(), NamedEMAWeightAveraging(decay=0.99)
+    ema._average_model = AveragedModel(module, use_buffers=False)
+    module._trainer = _RestoreTrainer([best, ema], optimizer)
+    best.weights = {k: v.clone() + 1.0 for k, v in module.potential.state_dict().items()}  # "the best epoch's"
+    best.epoch = 3
+    weight = "network.embedding.weight"
+    drifted = module.potential.state_dict()[weight].clone()
+    module.lr_scheduler_step(scheduler, 1.0)                   # an improvement: nothing restored
+    assert torch.equal(module.potential.state_dict()[weight], drifted)
+    module.lr_scheduler_step(scheduler, 2.0)                   # worse: lr halves, the best weights come back
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(module.hparams.lr * 0.5)
+    assert torch.equal(module.potential.state_dict()[weight], best.weights[weight])
+    averaged = dict(ema._average_model.module.named_parameters())[f"potential.{weight}"]
+    assert torch.equal(averaged, best.weights[weight])        # the EMA restarts there too
+    module.hparams.plateau_restore_best = False                # off: the lr falls, the weights stay
+    with torch.no_grad():
+        module.potential.network.embedding.weight.fill_(7.0)
+    module.lr_scheduler_step(scheduler, 3.0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(module.hparams.lr * 0.25)
+    assert float(module.potential.network.embedding.weight.detach().mean()) == 7.0
