@@ -166,13 +166,6 @@ class NamedEMAWeightAveraging(EMAWeightAveraging):
             average.data.copy_(current.data)
             current.data.copy_(saved)
 
-    def set_average_to_current(self, pl_module: "pl.LightningModule") -> None:
-        """Restart the average at the module's current weights (outside validation, where they are the
-        training weights): `PotentialModule.restore_best_weights`."""
-        if self._average_model is not None:
-            for average, current in self._pairs(pl_module):
-                average.data.copy_(current.data)
-
     def _copy_average_to_current(self, pl_module: "pl.LightningModule") -> None:
         for average, current in self._pairs(pl_module):
             current.data.copy_(average.data)

@@ -64,9 +64,6 @@ class PotentialModule(pl.LightningModule):
             is constant before): 0 decays from the first step.
         plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr.
         plateau_factor: factor applied to lr on a plateau.
-        plateau_restore_best: when the plateau scheduler lowers lr, training goes on from the weights of
-            the best validation epoch so far (the EMA weights where EMA is on; needs export_weights best)
-            instead of from the current ones, which have drifted past that optimum (over-fitting).
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
         rotation_augmentation: train on a randomly rotated copy of every structure (each step,
             forces and stress rotated with it). None (default): on exactly for networks that are
@@ -91,8 +88,7 @@ class PotentialModule(pl.LightningModule):
                  late_start_epoch: int | None = None, late_start_fraction: float | None = None,
                  optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
                  lr_decay_start: float = 0.0, weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
-                 plateau_patience: int = 10, plateau_factor: float = 0.8, plateau_restore_best: bool = False,
-                 warmup_steps: int = 0,
+                 plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
                  rotation_augmentation: bool | None = None, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
                  symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
                  symmetry_level: str = "atom", symmetry_projection_dim: int = 32,
@@ -271,31 +267,6 @@ class PotentialModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         return {"optimizer": optimizer}
-
-    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        lowered_from = [group["lr"] for group in scheduler.optimizer.param_groups]
-        super().lr_scheduler_step(scheduler, metric)
-        lowered = any(group["lr"] < lr for group, lr in zip(scheduler.optimizer.param_groups, lowered_from))
-        if lowered and self.hparams.plateau_restore_best and self.hparams.scheduler == "plateau":
-            self.restore_best_weights()
-
-    def restore_best_weights(self) -> None:
-        """Continue from the best validation epoch's weights (`BestValidationWeights`): the training
-        weights and, where EMA is on, its average both become them; the optimiser's state is kept."""
-        from mlip.train.callbacks import BestValidationWeights, NamedEMAWeightAveraging
-
-        callbacks = self.trainer.callbacks
-        best = next((c for c in callbacks if isinstance(c, BestValidationWeights)), None)
-        if best is None:
-            raise ValueError("model.plateau_restore_best needs the best-validation record: use --export_weights best")
-        if best.weights is None:
-            return
-        self.potential.load_state_dict(best.weights)
-        for callback in callbacks:
-            if isinstance(callback, NamedEMAWeightAveraging):
-                callback.set_average_to_current(self)
-        rank_zero_info(f"validation loss has not improved since epoch {best.epoch}: continuing from that epoch's "
-                       f"weights at lr {self.trainer.optimizers[0].param_groups[0]['lr']:.2e}")
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """The network's weights with `weight_decay`; the potential's own parameters (the energy scale
