@@ -9,7 +9,25 @@ exported program must load without mlip), `gather_rows` is a plain `index_select
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
+
+# set while a compiled function differentiates the network inside itself (torch.func.grad, see
+# mlip.train.compiled_forces): the custom operators below have no functorch rule, so gathers stay index_select
+_INSIDE_FUNCTORCH = False
+
+
+@contextmanager
+def plain_gathers() -> Iterator[None]:
+    """Within this block, compiled code traces `gather_rows` as index_select (for torch.func transforms)."""
+    global _INSIDE_FUNCTORCH
+    previous, _INSIDE_FUNCTORCH = _INSIDE_FUNCTORCH, True
+    try:
+        yield
+    finally:
+        _INSIDE_FUNCTORCH = previous
 
 
 @torch.library.custom_op("mlip::gather_rows", mutates_args=())
@@ -57,10 +75,10 @@ _scatter_rows.register_autograd(_scatter_backward, setup_context=_scatter_contex
 
 
 def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x.index_select(0, index); under torch.compile (not export) the custom operator above.
+    """x.index_select(0, index); under torch.compile (not export, not in `plain_gathers`) the custom operator above.
 
     Shapes: x (R, ...), index (M,) int64 in [0, R) → (M, ...)."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.5
-    if torch.compiler.is_compiling() and not exporting:
+    if torch.compiler.is_compiling() and not exporting and not _INSIDE_FUNCTORCH:
         return _gather_rows(x, index)
     return x.index_select(0, index)

@@ -16,6 +16,7 @@ from mlip.graph.batch import GraphBatch
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
+from mlip.train.compiled_forces import CompiledForces
 from mlip.train.loss import LossWeights, weighted_loss
 from mlip.evaluate.metrics import ErrorAccumulator
 from mlip.train.schedule import budget_fraction, cosine_factor
@@ -35,6 +36,10 @@ class PotentialModule(pl.LightningModule):
             equivariant_large, transformer_small) or the path of a YAML file of network options.
         model_options: overrides of the preset's options, e.g. {"radial": "mlp", "channels": 64}.
         dtype: floating-point type of the model: "float32" or "float64".
+        compile: run the energy, forces and stress of training and validation steps under torch.compile
+            (`mlip.train.compiled_forces`: the force derivatives traced into the compiled graph, the first
+            call of every graph checked against eager autograd). Networks that see whole structures
+            (transformer with molecule attention or frames) are refused.
         e0s: per-element reference energies (eV) taken off before the network: "least_squares"
             (fit over the training compositions, default), "average" (the mean energy per atom for
             every element), "isolated" (the training files' frames marked config_type=IsolatedAtom,
@@ -82,7 +87,7 @@ class PotentialModule(pl.LightningModule):
     """
 
     def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
-                 dtype: str = "float32", e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
+                 dtype: str = "float32", compile: bool = False, e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
                  forces_weight: float = 100.0, forces_loss: str = "mse", huber_delta: float = 0.01,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, late_start_fraction: float | None = None,
@@ -110,6 +115,7 @@ class PotentialModule(pl.LightningModule):
         if symmetry_level not in ("structure", "atom"):
             raise ValueError(f"symmetry_level must be 'structure' or 'atom', got '{symmetry_level}'")
         self.potential: Potential | None = None
+        self.compiled_forces: CompiledForces | None = None
         self.symmetry: SymmetryObjective | None = None
         self.symmetry_schedule = SymmetrySchedule(symmetry_weight, symmetry_warmup_epochs, symmetry_final_fraction)
         self.weights = LossWeights(energy_weight, forces_weight, stress_weight, forces_loss, huber_delta)
@@ -123,6 +129,8 @@ class PotentialModule(pl.LightningModule):
         if datamodule is None:
             raise RuntimeError("PotentialModule needs a ShardDataModule to build its potential from the manifest")
         self.potential = self.build_from_manifest(datamodule.manifest)
+        if self.hparams.compile:
+            self.compiled_forces = CompiledForces(self.potential)
         if self.hparams.symmetry_weight > 0:
             dim = getattr(self.potential.network, "embedding_dim", None)
             if dim is None:
@@ -182,6 +190,10 @@ class PotentialModule(pl.LightningModule):
 
     # ----- steps -----------------------------------------------------------------------------
     def _predict(self, batch: GraphBatch, create_graph: bool) -> dict[str, torch.Tensor]:
+        # Lightning's sanity check runs before its timer starts: compiling there would keep the compile
+        # out of trainer.max_time, so it runs eagerly and the first training step pays the compile
+        if self.compiled_forces is not None and not (self._trainer is not None and self.trainer.sanity_checking):
+            return self.compiled_forces(batch, stress=self.weights.stress > 0)
         return self.potential(batch, forces=True, stress=self.weights.stress > 0, create_graph=create_graph)
 
     def on_train_start(self) -> None:

@@ -1,0 +1,128 @@
+"""Training under torch.compile: energies, forces and stress whose derivatives are inside the compiled graph.
+
+A force loss differentiates the forces, themselves derivatives of the energy, with respect to the
+weights; torch.compile's autograd cannot differentiate a compiled graph twice (create_graph=True
+through a compiled energy). Here the per-atom energies and their gradient with respect to the
+edge vectors, g_e = ∂E/∂v_e (eV/Å, v_e = r_sender − r_receiver + shift·cell), are computed together
+in one compiled function (torch.func.grad inside torch.compile), so the loss's backward is a
+first-order backward through that graph. Forces and stress are assembled from the edge gradients:
+
+    F_i = Σ_{e: receiver i} g_e − Σ_{e: sender i} g_e,    σ_b = ½ (W_b + W_bᵀ) / V_b,  W_b = Σ_{e∈b} v_e ⊗ g_e,
+
+exactly the autograd derivatives of `Potential.forward` for every network whose energy depends on
+positions only through its edge vectors (the equivariant network, the ZBL prior); networks that
+see whole structures (the transformer: positions, frames) are refused. The ZBL prior runs eagerly
+beside the compiled network: with it inside, Inductor (torch 2.13, CPU) returned wrong forces
+(0.1 eV/Å off in float64 while `aot_eager` was exact). Because a compiler can be wrong, the first
+call of every compiled graph (each degree bucket of the neighbour layout, with and without gradient) is
+checked against eager autograd; on a mismatch the potential runs eagerly from then on, with a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+
+from mlip.export.compiled import INDUCTOR_OPTIONS
+from mlip.graph.batch import GraphBatch
+from mlip.graph.edge_pairs import edge_pairs
+from mlip.models.potential import Potential, stress_from_strain_gradient
+from mlip.nn.gather import plain_gathers
+from mlip.nn.segments import NeighbourSegments
+
+
+class CompiledForces:
+    """`potential`'s energies (B,), per-atom energies (N,), forces (N, 3) and stress (B, 3, 3) under
+    torch.compile (Inductor, dynamic atom and edge counts), differentiable with respect to the weights:
+    `__call__(batch, stress)` returns what `potential(batch, forces=True, stress=stress,
+    create_graph=True)` does (eV, eV/Å, eV/Å³; stress NaN without a volume). The weights are the
+    potential's own (not copied); compiling happens on the first call."""
+
+    def __init__(self, potential: Potential):
+        if getattr(potential.network, "uses_structure", False):
+            raise ValueError(f"{type(potential.network).__name__} sees whole structures (positions, frames), so its "
+                             "forces are not sums of edge gradients; compiled training works for the equivariant "
+                             "network: set model.compile false")
+        self.potential = potential
+        self.checked: set[tuple] = set()  # graphs whose first call was compared with eager autograd
+        self.eager = False  # set when that comparison failed: every call is then `potential.forward`
+        self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True, options=INDUCTOR_OPTIONS)
+
+    def __deepcopy__(self, memo: dict) -> "CompiledForces":
+        # a copy compiles again for the copied weights (Lightning deep-copies the module for its EMA)
+        return CompiledForces(copy.deepcopy(self.potential, memo))
+
+    def _energies_and_edge_gradients(self, species: torch.Tensor, vectors: torch.Tensor, receivers: torch.Tensor,
+                                     senders: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom energies (N,) eV and ∂E/∂v_e (E, 3) eV/Å, traced together."""
+        p = self.potential
+
+        def total(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            node_energy = p.scale * p.network(species, v, receivers, senders, **inputs) + p.shift
+            node_energy = node_energy + p.reference.index_select(0, species)
+            return node_energy.sum(), node_energy
+
+        gradient, node_energy = torch.func.grad(total, has_aux=True)(vectors)
+        return node_energy, gradient
+
+    def __call__(self, batch: GraphBatch, stress: bool = False) -> dict[str, torch.Tensor]:
+        p = self.potential
+        if batch.positions.dtype != p.dtype:
+            batch = batch.to(dtype=p.dtype)
+        if self.eager:
+            return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
+        out, graph = self._compiled_call(batch, stress)
+        if graph not in self.checked:
+            self.checked.add(graph)
+            self.eager = not self._agrees_with_eager(batch, out)
+            if self.eager:
+                return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
+        return out
+
+    def _agrees_with_eager(self, batch: GraphBatch, out: dict[str, torch.Tensor]) -> bool:
+        """Whether the compiled forces equal eager autograd's to float rounding (relative to the largest
+        force, 1e-4 in float32, 1e-9 in float64); warns when not."""
+        with torch.enable_grad():
+            expected = self.potential(batch, forces=True, create_graph=False)["forces"].detach()
+        scale = float(expected.abs().max()) + 1e-2
+        error = float((out["forces"].detach() - expected).abs().max())
+        tolerance = 1e-9 if self.potential.dtype == torch.float64 else 1e-4
+        if error <= tolerance * scale:
+            return True
+        warnings.warn(f"compiled training: forces differ from eager autograd by {error:.3g} eV/Å (largest force "
+                      f"{scale:.3g} eV/Å), a compiler error; training continues eagerly (model.compile false "
+                      "avoids the compile)", RuntimeWarning, stacklevel=3)
+        return False
+
+    def _compiled_call(self, batch: GraphBatch, stress: bool) -> tuple[dict[str, torch.Tensor], tuple]:
+        """The outputs, and which compiled graph made them (layout degree bucket, gradient mode)."""
+        p = self.potential
+        species = p.species(batch.numbers)
+        num_atoms = species.shape[0]
+        vectors = batch.edge_vectors()
+        inputs: dict = {}
+        if getattr(p.network, "accepts_edge_pairs", False):
+            inputs["edge_pairs"] = edge_pairs(batch.receivers, batch.senders, batch.shifts, num_atoms)
+        if getattr(p.network, "segment_sums", False):
+            inputs["segment_layout"] = NeighbourSegments.compiled_layout(batch.receivers, num_atoms)
+        with plain_gathers():
+            node_energy, gradient = self._compiled(species, vectors, batch.receivers, batch.senders, inputs)
+        if p.repulsion is not None:  # eagerly: see the module's note
+            leaf = vectors.detach().requires_grad_(True)
+            with torch.enable_grad():  # no weights in the prior: its gradient needs no graph
+                repulsion = p.repulsion(species, leaf, batch.receivers, batch.senders)
+                (repulsion_gradient,) = torch.autograd.grad(repulsion.sum(), leaf)
+            repulsion = repulsion.detach()
+            node_energy, gradient = node_energy + repulsion, gradient + repulsion_gradient
+        forces = gradient.new_zeros(num_atoms, 3).index_add(0, batch.receivers, gradient)
+        forces = forces.index_add(0, batch.senders, -gradient)
+        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
+        out = {"energy": energy, "node_energy": node_energy, "forces": forces}
+        if stress:
+            virial = vectors.new_zeros(batch.num_graphs, 3, 3).index_add(
+                0, batch.edge_batch, vectors[:, :, None] * gradient[:, None, :])
+            out["stress"] = stress_from_strain_gradient(0.5 * (virial + virial.transpose(1, 2)), batch.cell)
+        layout = inputs.get("segment_layout")
+        return out, (None if layout is None else layout[1].shape[0], torch.is_grad_enabled())

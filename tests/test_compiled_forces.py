@@ -1,0 +1,73 @@
+"""Compiled training (`mlip.train.compiled_forces`): energies, forces, stress and the loss gradients
+with respect to every weight equal eager autograd's (float64 to 1e-9), for a batch of a triclinic
+crystal and a molecule, with the ZBL prior; a compiler error is caught by the first-call check;
+networks that see whole structures are refused."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from mlip.graph.batch import GraphBatch
+from mlip.models import build_potential
+from mlip.train.compiled_forces import CompiledForces
+from tests.test_compiled import _batch as compiled_inference_batch
+
+
+def _batch(cutoff: float) -> GraphBatch:
+    """A rattled triclinic Cu cell (24 atoms) and methanol, float64 (the compiled-inference tests' batch)."""
+    return compiled_inference_batch(SimpleNamespace(cutoff=cutoff))
+
+
+def test_compiled_training_forces_stress_and_weight_gradients_match_eager():
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
+                                avg_num_neighbors=20.0, reference_energies={"H": -1.0, "Cu": -3.0},
+                                learn_scale_shift=True, repulsion="zbl").train()
+    batch = _batch(potential.cutoff)
+    compiled = CompiledForces(potential)
+    eager = potential(batch, forces=True, stress=True, create_graph=True)
+    out = compiled(batch, stress=True)
+    for key in ("energy", "node_energy", "forces"):
+        torch.testing.assert_close(out[key], eager[key], rtol=0, atol=1e-9)
+    torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=1e-9)
+    assert torch.isnan(out["stress"][1]).all()  # the molecule has no volume
+
+    weights = [w for w in potential.parameters() if w.requires_grad]
+
+    def loss(predicted):
+        return (predicted["energy"] ** 2).sum() + (predicted["forces"] ** 2).sum() + (predicted["stress"][0] ** 2).sum()
+
+    expected = torch.autograd.grad(loss(eager), weights, allow_unused=True)
+    got = torch.autograd.grad(loss(out), weights, allow_unused=True)
+    assert sum(g is not None for g in got) == sum(g is not None for g in expected) > 10
+    for g, e in zip(got, expected):
+        if e is not None:
+            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-10, equal_nan=True)
+
+
+def test_compiled_training_refuses_structure_networks():
+    potential = build_potential("transformer", ["H", "C"], 4.0, dim=16, heads=2, num_layers=1, attention="molecule")
+    with pytest.raises(ValueError, match="model.compile false"):
+        CompiledForces(potential)
+
+
+def test_a_compiled_graph_that_disagrees_with_eager_falls_back_to_eager():
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
+                                avg_num_neighbors=20.0).train()
+    batch = _batch(potential.cutoff)
+    compiled = CompiledForces(potential)
+
+    def wrong(species, vectors, receivers, senders, inputs):  # what a miscompiled graph would return
+        node_energy, gradient = compiled._energies_and_edge_gradients(species, vectors, receivers, senders, inputs)
+        return node_energy, 1.01 * gradient
+
+    compiled._compiled = wrong
+    with pytest.warns(RuntimeWarning, match="training continues eagerly"):
+        out = compiled(batch, stress=True)
+    assert compiled.eager
+    eager = potential(batch, forces=True, stress=True, create_graph=True)
+    torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-12)
