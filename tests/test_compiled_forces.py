@@ -21,6 +21,13 @@ def _batch(cutoff: float) -> GraphBatch:
     return compiled_inference_batch(SimpleNamespace(cutoff=cutoff))
 
 
+def _small_model_batch_and_compiled():
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
+                                avg_num_neighbors=20.0).train()
+    return potential, _batch(potential.cutoff), CompiledForces(potential)
+
+
 def test_compiled_training_forces_stress_and_weight_gradients_match_eager():
     torch.manual_seed(0)
     potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
@@ -55,11 +62,7 @@ def test_compiled_training_refuses_structure_networks():
 
 
 def test_a_compiled_graph_that_disagrees_with_eager_falls_back_to_eager():
-    torch.manual_seed(0)
-    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
-                                avg_num_neighbors=20.0).train()
-    batch = _batch(potential.cutoff)
-    compiled = CompiledForces(potential)
+    potential, batch, compiled = _small_model_batch_and_compiled()
 
     def wrong(species, vectors, receivers, senders, inputs):  # what a miscompiled graph would return
         node_energy, gradient = compiled._energies_and_edge_gradients(species, vectors, receivers, senders, inputs)
@@ -71,3 +74,18 @@ def test_a_compiled_graph_that_disagrees_with_eager_falls_back_to_eager():
     assert compiled.eager
     eager = potential(batch, forces=True, stress=True, create_graph=True)
     torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-12)
+
+
+def test_a_failing_compile_falls_back_to_eager():
+    """Where torch.compile cannot run (e.g. no C++ compiler for Inductor), training goes on eagerly."""
+    potential, batch, compiled = _small_model_batch_and_compiled()
+
+    def failing(*args):
+        raise torch._dynamo.exc.TorchDynamoException("C++ compiler not found")
+
+    compiled._compiled = failing
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        out = compiled(batch, stress=True)
+    eager = potential(batch, forces=True, stress=True, create_graph=True)
+    torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-12)
+    assert compiled.eager

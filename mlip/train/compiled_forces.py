@@ -73,7 +73,13 @@ class CompiledForces:
             batch = batch.to(dtype=p.dtype)
         if self.eager:
             return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
-        out, graph = self._compiled_call(batch, stress)
+        try:
+            out, graph = self._compiled_call(batch, stress)
+        except torch._dynamo.exc.TorchDynamoException as error:  # e.g. no C++ compiler for Inductor on this machine
+            warnings.warn(f"compiled training: torch.compile failed ({str(error).splitlines()[0][:200]}); training "
+                          "continues eagerly (model.compile false avoids the attempt)", RuntimeWarning, stacklevel=2)
+            self.eager = True
+            return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
         if graph not in self.checked:
             self.checked.add(graph)
             self.eager = not self._agrees_with_eager(batch, out)
