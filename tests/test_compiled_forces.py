@@ -89,3 +89,21 @@ def test_a_failing_compile_falls_back_to_eager():
     eager = potential(batch, forces=True, stress=True, create_graph=True)
     torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-12)
     assert compiled.eager
+
+
+def test_validation_without_gradients_reuses_the_training_graph():
+    """Calls under no_grad (Lightning's validation) run the graph compiled for training, with gradients
+    enabled inside, and return detached outputs equal to eager ones: no second compile."""
+    from torch._dynamo.utils import counters
+
+    potential, batch, compiled = _small_model_batch_and_compiled()
+    compiled(batch, stress=True)
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        out = compiled(batch, stress=True)
+    assert counters["stats"]["unique_graphs"] == graphs and not compiled.eager
+    assert all(value.grad_fn is None for value in out.values())
+    eager = potential(batch, forces=True, stress=True)
+    for key in ("energy", "forces"):
+        torch.testing.assert_close(out[key], eager[key].detach(), rtol=0, atol=1e-9)
+    torch.testing.assert_close(out["stress"][0], eager["stress"][0].detach(), rtol=0, atol=1e-9)

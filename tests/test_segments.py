@@ -87,6 +87,24 @@ def test_compiled_layout_rounds_the_degree_up_and_gives_the_same_sums():
     assert NeighbourSegments.compiled_layout(torch.zeros(0, dtype=torch.long), 5) is None
 
 
+def test_growing_compiled_layout_keeps_the_largest_degree_and_the_same_sums():
+    """Batches after a denser one are laid out at its degree (one compiled graph, not one per bucket),
+    with unchanged sums; where that padding would not pay, the batch keeps its own bucket."""
+    layout = segments_module.GrowingCompiledLayout()
+    dense = torch.arange(12).repeat_interleave(20)                               # 12 atoms × 20 neighbours
+    assert layout(dense, 12)[1].shape[0] == 24 and layout.degree == 24
+    receivers = torch.arange(12).repeat_interleave(12)[torch.randperm(144, generator=torch.Generator().manual_seed(0))]
+    receivers = receivers[:140]                                                  # uneven, ≤ 12 neighbours: bucket 16
+    slots, marker = layout(receivers, 12)
+    assert marker.shape[0] == 24 and 0 in marker._dynamo_static_indices
+    segments, expected = NeighbourSegments.from_compiled_layout((slots, marker), 12), NeighbourSegments(receivers, 12)
+    left, right = torch.randn(2, 140, 3, 4), torch.randn(2, 140, 3, 5)
+    torch.testing.assert_close(segments.neighbour_sum(segments.pad(left, 1), segments.pad(right, 1)),
+                               expected.neighbour_sum(expected.pad(left, 1), expected.pad(right, 1)), rtol=0, atol=1e-12)
+    sparse = torch.arange(40).repeat_interleave(6)                               # 40 atoms, 6 neighbours each
+    assert layout(sparse, 40)[1].shape[0] == 8 and layout.degree == 24          # 40 × 24 slots for 240 edges: own bucket
+
+
 @pytest.mark.parametrize("lmax_in,sh_lmax,a_lmax", [(0, 3, 3), (1, 2, 2), (1, 3, 1), (2, 2, 2)])
 def test_convolution_gives_the_same_sums_and_gradients_both_ways(lmax_in, sh_lmax, a_lmax):
     torch.manual_seed(0)

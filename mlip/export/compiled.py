@@ -21,7 +21,7 @@ from torch import nn
 
 from mlip.atomic_write import atomic_path
 from mlip.models.potential import Potential, strained, stress_from_strain_gradient
-from mlip.nn.segments import NeighbourSegments
+from mlip.nn.segments import GrowingCompiledLayout
 
 
 def compile_potential(potential: Potential, mode: str | None = None) -> Potential:
@@ -36,8 +36,8 @@ def compile_potential(potential: Potential, mode: str | None = None) -> Potentia
 
 class CompiledNetwork(nn.Module):
     """`network` under torch.compile, with what a compiled graph cannot compute itself prepared
-    eagerly before each call: the per-receiver neighbour layout (`NeighbourSegments.compiled_layout`,
-    whose degree is data), for networks that take it (`segment_sums`). Other attributes are the
+    eagerly before each call: the per-receiver neighbour layout (`GrowingCompiledLayout`, whose
+    degree is data), for networks that take it (`segment_sums`). Other attributes are the
     network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
 
     def __init__(self, network: nn.Module, mode: str | None = None):
@@ -45,11 +45,12 @@ class CompiledNetwork(nn.Module):
         self.network = network
         # not a submodule: the weights are listed once, under `network`
         object.__setattr__(self, "_compiled", torch.compile(network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS))
+        object.__setattr__(self, "_layout", GrowingCompiledLayout())
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor, **inputs) -> torch.Tensor:
         if getattr(self.network, "segment_sums", False):
-            inputs["segment_layout"] = NeighbourSegments.compiled_layout(receivers, species.shape[0])
+            inputs["segment_layout"] = self._layout(receivers, species.shape[0])
         return self._compiled(species, edge_vectors, receivers, senders, **inputs)
 
     def __getattr__(self, name: str):

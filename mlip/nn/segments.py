@@ -28,11 +28,11 @@ class NeighbourSegments:
     out is a reshape, not a copy. Shapes: receivers (E,) int64 in [0, num_nodes).
     """
 
-    def __init__(self, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1):
+    def __init__(self, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1, min_degree: int = 1):
         n_edges = receivers.shape[0]
         counts = torch.bincount(receivers, minlength=num_nodes)
         self.num_nodes = int(num_nodes)
-        degree = max(int(counts.max()), 1) if n_edges else 1
+        degree = max(int(counts.max()), min_degree, 1) if n_edges else 1
         self.degree = -(-degree // degree_step) * degree_step
         order = torch.argsort(receivers, stable=True)
         starts = torch.cumsum(counts, 0) - counts
@@ -56,23 +56,28 @@ class NeighbourSegments:
         return cls._if_it_pays(receivers, num_nodes)
 
     @classmethod
-    def _if_it_pays(cls, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1) -> "NeighbourSegments | None":
-        segments = cls(receivers, num_nodes, degree_step)
+    def _if_it_pays(cls, receivers: torch.Tensor, num_nodes: int, degree_step: int = 1,
+                    min_degree: int = 1) -> "NeighbourSegments | None":
+        segments = cls(receivers, num_nodes, degree_step, min_degree)
         if segments.num_nodes * segments.degree > MAX_PADDING * receivers.shape[0] + segments.num_nodes:
             return None
         return segments
 
     @classmethod
-    def compiled_layout(cls, receivers: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def compiled_layout(cls, receivers: torch.Tensor, num_nodes: int,
+                        min_degree: int = 1) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The layout as graph inputs for a torch.compile'd network, built eagerly before the call:
         (slots (E,) int64, degree marker (D,)), or None where it does not pay. The degree is rounded
-        up to a multiple of `COMPILED_DEGREE_STEP` and the marker's one dimension is marked static,
-        so each degree bucket gets its own graph in which D is a constant (`from_compiled_layout`);
-        atom and edge counts stay dynamic. A symbolic degree is what failed on 2026-12-06 (Inductor
-        baked one degree into a stride, and a structure of another neighbour count crashed)."""
+        up to a multiple of `COMPILED_DEGREE_STEP` (and raised to `min_degree` where that still pays)
+        and the marker's one dimension is marked static, so each degree bucket gets its own graph in
+        which D is a constant (`from_compiled_layout`); atom and edge counts stay dynamic. A symbolic
+        degree is what failed on 2026-12-06 (Inductor baked one degree into a stride, and a structure
+        of another neighbour count crashed)."""
         if receivers.shape[0] == 0:
             return None
-        segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP)
+        segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP, min_degree)
+        if segments is None and min_degree > 1:
+            segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP)
         if segments is None:
             return None
         marker = receivers.new_empty(segments.degree, dtype=torch.uint8)
@@ -107,3 +112,23 @@ class NeighbourSegments:
         right = right.reshape(p * self.num_nodes, self.degree * k, channels)
         return torch.bmm(left.transpose(1, 2), right).reshape(p, self.num_nodes, width, channels)
 
+
+
+class GrowingCompiledLayout:
+    """`NeighbourSegments.compiled_layout` for a stream of batches, its degree never below the largest
+    seen so far: a graph compiled for degree D then serves every later batch whose neighbours fit,
+    so training on a mix of surfaces (degree bucket 32) and bulk cells (40) compiles once, not once
+    per bucket (a cold Inductor compile of the medium model's training graph takes ~4 minutes on one
+    core). Costs a little padding in the batches of smaller degree.
+
+    Call: (receivers (E,) int64, num_nodes) → (slots (E,), degree marker (D,)) or None.
+    """
+
+    def __init__(self):
+        self.degree = 1
+
+    def __call__(self, receivers: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        layout = NeighbourSegments.compiled_layout(receivers, num_nodes, self.degree)
+        if layout is not None:
+            self.degree = max(self.degree, layout[1].shape[0])
+        return layout

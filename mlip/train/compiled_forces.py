@@ -14,8 +14,13 @@ positions only through its edge vectors (the equivariant network, the ZBL prior)
 see whole structures (the transformer: positions, frames) are refused. The ZBL prior runs eagerly
 beside the compiled network: with it inside, Inductor (torch 2.13, CPU) returned wrong forces
 (0.1 eV/Å off in float64 while `aot_eager` was exact). Because a compiler can be wrong, the first
-call of every compiled graph (each degree bucket of the neighbour layout, with and without gradient) is
+call of every compiled graph (each degree bucket of the neighbour layout) is
 checked against eager autograd; on a mismatch the potential runs eagerly from then on, with a warning.
+
+Compiling is slow on a CPU (the medium model's graph: ~4 minutes on one core, cold Inductor cache),
+so the number of graphs is kept down: the neighbour layout's degree only grows
+(`GrowingCompiledLayout`), and calls without gradient (validation) run the training graph with
+gradients enabled and detach what it returns, instead of compiling an inference graph of their own.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mlip.graph.batch import GraphBatch
 from mlip.graph.edge_pairs import edge_pairs
 from mlip.models.potential import Potential, stress_from_strain_gradient
 from mlip.nn.gather import plain_gathers
-from mlip.nn.segments import NeighbourSegments
+from mlip.nn.segments import GrowingCompiledLayout
 
 
 class CompiledForces:
@@ -46,7 +51,8 @@ class CompiledForces:
                              "forces are not sums of edge gradients; compiled training works for the equivariant "
                              "network: set model.compile false")
         self.potential = potential
-        self.checked: set[tuple] = set()  # graphs whose first call was compared with eager autograd
+        self.checked: set[int | None] = set()  # graphs (layout degree) whose first call was compared with eager
+        self.layout = GrowingCompiledLayout()
         self.eager = False  # set when that comparison failed: every call is then `potential.forward`
         self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True, options=INDUCTOR_OPTIONS)
 
@@ -74,7 +80,10 @@ class CompiledForces:
         if self.eager:
             return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
         try:
-            out, graph = self._compiled_call(batch, stress)
+            with torch.enable_grad():  # one graph for training and validation: see the module's note
+                out, graph = self._compiled_call(batch, stress)
+            if not torch.is_grad_enabled():
+                out = {key: value.detach() for key, value in out.items()}
         except torch._dynamo.exc.TorchDynamoException as error:  # e.g. no C++ compiler for Inductor on this machine
             warnings.warn(f"compiled training: torch.compile failed ({str(error).splitlines()[0][:200]}); training "
                           "continues eagerly (model.compile false avoids the attempt)", RuntimeWarning, stacklevel=2)
@@ -102,8 +111,8 @@ class CompiledForces:
                       "avoids the compile)", RuntimeWarning, stacklevel=3)
         return False
 
-    def _compiled_call(self, batch: GraphBatch, stress: bool) -> tuple[dict[str, torch.Tensor], tuple]:
-        """The outputs, and which compiled graph made them (layout degree bucket, gradient mode)."""
+    def _compiled_call(self, batch: GraphBatch, stress: bool) -> tuple[dict[str, torch.Tensor], int | None]:
+        """The outputs, and which compiled graph made them (its layout degree)."""
         p = self.potential
         species = p.species(batch.numbers)
         num_atoms = species.shape[0]
@@ -112,7 +121,7 @@ class CompiledForces:
         if getattr(p.network, "accepts_edge_pairs", False):
             inputs["edge_pairs"] = edge_pairs(batch.receivers, batch.senders, batch.shifts, num_atoms)
         if getattr(p.network, "segment_sums", False):
-            inputs["segment_layout"] = NeighbourSegments.compiled_layout(batch.receivers, num_atoms)
+            inputs["segment_layout"] = self.layout(batch.receivers, num_atoms)
         with plain_gathers():
             node_energy, gradient = self._compiled(species, vectors, batch.receivers, batch.senders, inputs)
         if p.repulsion is not None:  # eagerly: see the module's note
@@ -131,4 +140,4 @@ class CompiledForces:
                 0, batch.edge_batch, vectors[:, :, None] * gradient[:, None, :])
             out["stress"] = stress_from_strain_gradient(0.5 * (virial + virial.transpose(1, 2)), batch.cell)
         layout = inputs.get("segment_layout")
-        return out, (None if layout is None else layout[1].shape[0], torch.is_grad_enabled())
+        return out, None if layout is None else layout[1].shape[0]
