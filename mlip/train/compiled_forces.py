@@ -26,6 +26,7 @@ gradients enabled and detach what it returns, instead of compiling an inference 
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 
 import torch
@@ -79,6 +80,12 @@ class CompiledForces:
             batch = batch.to(dtype=p.dtype)
         if self.eager:
             return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
+        if not self.checked:
+            from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+            print(f"compiled training: compiling the training graph (minutes on a first run on this machine; later "
+                  f"runs of the same model reuse the compiler cache in {cache_dir()})", flush=True)
+        start = time.perf_counter()
         try:
             with torch.enable_grad():  # one graph for training and validation: see the module's note
                 out, graph = self._compiled_call(batch, stress)
@@ -90,6 +97,8 @@ class CompiledForces:
             self.eager = True
             return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
         if graph not in self.checked:
+            print(f"compiled training: graph for neighbour degree {graph} ready after "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
             self.checked.add(graph)
             self.eager = not self._agrees_with_eager(batch, out)
             if self.eager:
