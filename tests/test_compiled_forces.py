@@ -107,3 +107,28 @@ def test_validation_without_gradients_reuses_the_training_graph():
     for key in ("energy", "forces"):
         torch.testing.assert_close(out[key], eager[key].detach(), rtol=0, atol=1e-9)
     torch.testing.assert_close(out["stress"][0], eager["stress"][0].detach(), rtol=0, atol=1e-9)
+
+
+def test_first_call_check_compares_stress_and_batches_without_edges_run_eagerly():
+    """The first-call check catches a wrong stress (forces right); a batch of isolated atoms is not
+    compiled (it would be a graph of its own) and gets eager autograd's outputs."""
+    from torch._dynamo.utils import counters
+
+    from mlip.io.frame import Frame
+
+    potential, batch, compiled = _small_model_batch_and_compiled()
+    eager = potential(batch, forces=True, stress=True)
+    right = {key: value.detach() for key, value in eager.items()}
+    assert compiled._agrees_with_eager(batch, right, stress=True)
+    wrong = dict(right, stress=right["stress"] * 1.01)
+    with pytest.warns(RuntimeWarning, match="stress differ from eager"):
+        assert not compiled._agrees_with_eager(batch, wrong, stress=True)
+
+    isolated = GraphBatch.from_frames([Frame(numbers=[1], positions=[[0.0, 0.0, 0.0]]),
+                                       Frame(numbers=[8], positions=[[0.0, 0.0, 0.0]])],
+                                      potential.cutoff).to(dtype=torch.float64)
+    graphs = counters["stats"]["unique_graphs"]
+    out = compiled(isolated)
+    assert counters["stats"]["unique_graphs"] == graphs and not compiled.eager
+    torch.testing.assert_close(out["energy"], potential(isolated, forces=True)["energy"], rtol=0, atol=1e-12)
+    assert torch.equal(out["forces"], torch.zeros(2, 3, dtype=torch.float64))
