@@ -23,8 +23,9 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path: str | Path, expected: str, remedy: str) -> None:
-    """Raise `ChecksumError` naming `path` and what to do (`remedy`) unless its hash is `expected`."""
-    if file_sha256(path) != expected:
+def verify_file(path: str | Path, expected: str | list[str], remedy: str) -> None:
+    """Raise `ChecksumError` naming `path` and what to do (`remedy`) unless its hash is `expected`
+    (or one of them, given a list)."""
+    if file_sha256(path) not in ([expected] if isinstance(expected, str) else expected):
         raise ChecksumError(f"{path} is corrupt (its content hash differs from the one recorded when it was "
                             f"written); {remedy}")

@@ -69,3 +69,31 @@ def test_resume_skips_a_corrupt_last_checkpoint(tmp_path):
     path, note = intact_resume_checkpoint(tmp_path)
     assert path.name == "best.ckpt" and "last.ckpt corrupt: skipped" in note
     assert io.load_checkpoint(path)["step"] == 1
+
+
+@pytest.mark.parametrize("killed_at_write", [1, 2])
+def test_a_save_killed_between_checkpoint_and_hash_leaves_an_intact_checkpoint(tmp_path, monkeypatch, killed_at_write):
+    """A kill during a save, before the new checkpoint is renamed into place (write 1 of its hash file)
+    or after it (write 2), leaves last.ckpt intact: the old one or the new one, never 'corrupt'."""
+    import mlip.train.checkpoints as checkpoints
+
+    folder = tmp_path / "checkpoints"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, folder / "last.ckpt")
+    real, writes = checkpoints._write_digests, []
+
+    def killed(recorded, digests):
+        writes.append(digests)
+        if len(writes) == killed_at_write:
+            if killed_at_write == 1:
+                real(recorded, digests)  # the hash file written, the kill before the rename
+            raise KeyboardInterrupt("killed")
+        real(recorded, digests)
+
+    monkeypatch.setattr(checkpoints, "_write_digests", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, folder / "last.ckpt")
+    path, note = intact_resume_checkpoint(tmp_path)
+    assert path.name == "last.ckpt" and "corrupt" not in note
+    assert io.load_checkpoint(path)["step"] == (1 if killed_at_write == 1 else 2)
+    assert len(writes[0]) == 2  # the first write lists the new and the current digest

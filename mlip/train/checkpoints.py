@@ -15,14 +15,21 @@ from mlip.checksum import ChecksumError, file_sha256, verify_file
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it into place (an interrupted save
     never leaves a half-written checkpoint), with its SHA-256 in `NAME.sha256` beside it; loading
-    checks that hash, so a corrupted checkpoint is refused, naming it."""
+    checks that hash, so a corrupted checkpoint is refused, naming it.
+
+    The checkpoint and its hash file are two renames: a kill between them must not make an intact
+    checkpoint look corrupt (it did, under load: the new last.ckpt beside the old hash, and a resume
+    from scratch). So the hash file first lists both the new and the current digest, then the
+    checkpoint is renamed into place, then the hash file keeps the new digest only."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        recorded = checksum_path(path)
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
             digest = file_sha256(tmp)
-        with atomic_path(checksum_path(path)) as tmp:
-            tmp.write_text(digest + "\n")
+            current = recorded.read_text().split() if recorded.exists() and Path(path).exists() else []
+            _write_digests(recorded, [digest, *current])
+        _write_digests(recorded, [digest])
 
     def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
         verify_checkpoint(path)
@@ -33,15 +40,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         checksum_path(path).unlink(missing_ok=True)
 
 
+def _write_digests(recorded: Path, digests: list[str]) -> None:
+    with atomic_path(recorded) as tmp:
+        tmp.write_text("".join(d + "\n" for d in dict.fromkeys(digests)))
+
+
 def checksum_path(checkpoint: str | Path) -> Path:
     return Path(f"{checkpoint}.sha256")
 
 
 def verify_checkpoint(path: str | Path) -> None:
-    """Raise `ChecksumError` if `path` does not match the hash written beside it (none written: accepted)."""
+    """Raise `ChecksumError` if `path` matches none of the hashes written beside it (none written:
+    accepted; two while a save is being put in place, see `AtomicCheckpointIO`)."""
     recorded = checksum_path(path)
     if recorded.exists():
-        verify_file(path, recorded.read_text().strip(), "delete it to start over or resume from another checkpoint")
+        verify_file(path, recorded.read_text().split(), "delete it to start over or resume from another checkpoint")
 
 
 def intact_resume_checkpoint(run_dir: Path) -> tuple[Path | None, str]:
