@@ -3,7 +3,8 @@
     python -m benchmarks.accuracy_front --dataset aspirin --minutes 12 --mace-python .bench/mace/bin/python \
         --variants equivariant_medium equivariant_small
     python -m benchmarks.accuracy_front --train my_train.xyz --test my_test.xyz --name mine --minutes 5 \
-        --variants '{"preset": "equivariant_medium", "channels": 64}'
+        --variants '{"preset": "equivariant_medium", "channels": 64}' \
+        --read-options '{"energy_key": "REF_energy", "forces_key": "REF_forces", "stress_key": "REF_stress"}'
 
 Protocol ("Equal compute, measured fairly", ../shared/docs/BENCHMARKS.md):
 - the training frames are split once (seeded) into train/validation, and train, validation and
@@ -42,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, lightning_max_time, write_result
+from mlip.io.errors import InvalidStructureError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -63,8 +65,9 @@ DATASETS = {
 
 
 # ----- data: one split, written once, read by both packages ------------------------------------
-def read_frames(path: Path, like: Path | None = None) -> list:
+def read_frames(path: Path, like: Path | None = None, read_options: dict | None = None) -> list:
     """Frames of any input mlip reads; si_mo2023 folders (POSCAR zip + JSON) via the example converter.
+    `read_options`: `mlip.io.read`'s label keys for your own files, e.g. {"energy_key": "REF_energy"}.
 
     An mlearn test JSON is read with the shear-stress order of its training file `like`
     (the order is read off the training file's Elastic cells; the test files have none).
@@ -82,7 +85,7 @@ def read_frames(path: Path, like: Path | None = None) -> list:
         converted = Path(tempfile.mkdtemp(prefix="si_mo2023_")) / f"{path.name}.xyz"
         convert_folder(path, converted)
         path = converted
-    return mlip.io.read(path, require=("energy", "forces"))
+    return mlip.io.read(path, require=("energy", "forces"), **(read_options or {}))
 
 
 def write_xyz(frames: list, path: Path) -> Path:
@@ -110,8 +113,9 @@ def least_squares_e0s(frames: list) -> dict[int, float]:
     return {z: float(e) for z, e in zip(elements, solution)}
 
 
-def prepare(train: list[Path], tests: list[Path], work: Path, n_valid: int, seed: int) -> dict:
-    frames = [f for path in train for f in read_frames(path)]
+def prepare(train: list[Path], tests: list[Path], work: Path, n_valid: int, seed: int,
+            read_options: dict | None = None) -> dict:
+    frames = [f for path in train for f in read_frames(path, read_options=read_options)]
     order = np.random.default_rng(seed).permutation(len(frames))
     n_valid = min(n_valid, max(1, len(frames) // 10))
     valid, training = [frames[i] for i in order[:n_valid]], [frames[i] for i in order[n_valid:]]
@@ -119,7 +123,7 @@ def prepare(train: list[Path], tests: list[Path], work: Path, n_valid: int, seed
     test_files = {}
     for path in tests:
         name = path.stem if path.is_file() else path.name
-        test_files[name] = write_xyz(read_frames(path, like=train[0]), work / f"test_{name}.xyz")
+        test_files[name] = write_xyz(read_frames(path, like=train[0], read_options=read_options), work / f"test_{name}.xyz")
     return {"files": files, "tests": test_files, "e0s": least_squares_e0s(training), "n_train": len(training),
             "n_valid": len(valid), "stress": any(f.stress is not None for f in training)}
 
@@ -399,6 +403,9 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="a dataset of ../shared/data")
     parser.add_argument("--train", type=Path, nargs="+", help="training inputs (any format mlip reads)")
     parser.add_argument("--test", type=Path, nargs="+", help="test inputs, each reported apart")
+    parser.add_argument("--read-options", type=json.loads, default=None,
+                        help="label keys of your --train/--test files as JSON, e.g. '{\"energy_key\": \"REF_energy\", "
+                             "\"forces_key\": \"REF_forces\", \"stress_key\": \"REF_stress\"}' (mlip.io.read's options)")
     parser.add_argument("--name", help="result name (default: the dataset)")
     parser.add_argument("--minutes", type=float, default=12.0, help="training wall time of every job after start-up")
     parser.add_argument("--variants", nargs="+", default=["equivariant_medium"],
@@ -438,7 +445,10 @@ def main() -> None:
         parser.error("--evaluate-only needs the --work folder of a previous run")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"mlip_front_{name}_"))
     work.mkdir(parents=True, exist_ok=True)
-    data = prepare(train, tests, work, args.n_valid, args.seed)
+    try:
+        data = prepare(train, tests, work, args.n_valid, args.seed, args.read_options)
+    except (InvalidStructureError, TypeError) as error:  # TypeError: an unknown key in --read-options
+        parser.error(str(error))
     print(f"{data['n_train']} training, {data['n_valid']} validation frames; tests {list(data['tests'])}; "
           f"E0s {data['e0s']}; stress {data['stress']}", flush=True)
     seconds = args.minutes * 60

@@ -25,6 +25,22 @@ def test_split_files_are_shared_and_disjoint(tmp_path, data_dir):
     assert set(data["e0s"]) == {1, 6, 8} and not data["stress"]
 
 
+def test_files_with_other_label_keys_are_read_with_read_options(tmp_path, data_dir):
+    """Your own files (here the harness' REF_-labelled split) need their keys; without them, the error says which."""
+    (tmp_path / "a").mkdir()
+    first = prepare([data_dir / "acac_train_300K_100.xyz"], [data_dir / "acac_test_MD_300K_50.xyz"], tmp_path / "a",
+                    n_valid=10, seed=0)
+    keys = {"energy_key": "REF_energy", "forces_key": "REF_forces"}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    again = prepare([first["files"]["train"]], [first["files"]["valid"]], tmp_path / "b", n_valid=10, seed=0,
+                    read_options=keys)
+    assert again["n_train"] + again["n_valid"] == first["n_train"] and again["e0s"] == pytest.approx(first["e0s"])
+    from mlip.io import InvalidStructureError
+    with pytest.raises(InvalidStructureError, match="pass energy_key='REF_energy'"):
+        prepare([first["files"]["train"]], [first["files"]["valid"]], tmp_path / "c", n_valid=10, seed=0)
+
+
 def test_least_squares_e0s_recover_per_element_energies():
     from mlip.io import Frame
 

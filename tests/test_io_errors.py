@@ -52,6 +52,15 @@ def test_missing_requested_label_names_key_and_frame(tmp_path):
     _raises(path, "missing requested label 'REF_energy'", energy_key="REF_energy", require=("energy",))
 
 
+def test_missing_label_error_names_the_key_the_file_has(tmp_path):
+    """MACE-style files label energies REF_energy: the error says which key to pass, and how."""
+    path = _write(tmp_path, GOOD.replace("forces:R:3 energy=", "REF_forces:R:3 REF_energy="))
+    error = str(_raises(path, "missing requested label 'energy'", require=("energy", "forces")))
+    assert "the frame has 'REF_energy': pass energy_key='REF_energy'" in error and "--energy-key REF_energy" in error
+    _raises(path, "the frame has 'REF_forces'", energy_key="REF_energy", require=("energy", "forces"))
+    assert len(mlip.io.read(path, energy_key="REF_energy", forces_key="REF_forces", require=("energy", "forces"))) == 1
+
+
 def test_nan_forces(tmp_path):
     path = _write(tmp_path, GOOD + GOOD.replace("-0.1 0.0 0.0", "nan 0.0 0.0"))
     error = _raises(path, "forces contain NaN")

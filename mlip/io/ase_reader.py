@@ -66,8 +66,19 @@ def frame_from_atoms(
     keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key}
     for label in require:
         if getattr(frame, label) is None:
-            raise InvalidStructureError(f"missing requested label '{keys.get(label, label)}' ({label})", source, index)
+            raise InvalidStructureError(f"missing requested label '{keys.get(label, label)}' ({label})"
+                                        + _key_hint(atoms, label), source, index)
     return frame.validate()
+
+
+def _key_hint(atoms: Any, label: str) -> str:
+    """'; the frame has 'REF_energy': pass energy_key=...' where a key of the frame names `label`, else ''."""
+    names = [key for key in list(atoms.info) + list(atoms.arrays) if label in key.lower() and key != label]
+    if not names:
+        return ""
+    quoted = ", ".join(f"'{key}'" for key in names)
+    return (f"; the frame has {quoted}: pass {label}_key='{names[0]}' (mlip-preprocess, mlip-eval: --{label}-key "
+            f"{names[0]}; mlip-train: --data.read_options '{{\"{label}_key\": \"{names[0]}\"}}')")
 
 
 def read_ase(path: str | Path, format: str | None = None, index: str = ":", **options: Any) -> Iterator[Frame]:
