@@ -53,6 +53,25 @@ def test_neighbour_sum_equals_the_scatter_sum():
     assert torch.equal(got[:, 11], torch.zeros(3, 5, 7))                       # the atom without neighbours
 
 
+def test_fused_neighbour_sum_equals_the_matrix_product_eagerly_and_compiled():
+    """The compiled graphs' form (one broadcast product summed over slots and k) gives the same sums and
+    gradients as the matrix product of the eager path."""
+    receivers, _ = _random_graph()
+    segments = NeighbourSegments(receivers, 12)
+    left, weight, component = (torch.randn(*shape, requires_grad=True) for shape in [(3, 50, 2, 5), (3, 50, 7), (50, 2, 7)])
+    padded = [segments.pad(left, 1), segments.pad(weight, 1), segments.pad(component, 0)]
+    expected = segments.neighbour_sum(padded[0], padded[1][:, :, None, :] * padded[2])
+    probe = torch.randn_like(expected)
+    wanted = torch.autograd.grad((expected * probe).sum(), [left, weight, component])
+    fused = torch.compile(segments.fused_neighbour_sum, backend="aot_eager", fullgraph=True)
+    for function in (segments.fused_neighbour_sum, fused):
+        padded = [segments.pad(left, 1), segments.pad(weight, 1), segments.pad(component, 0)]
+        got = function(*padded)
+        assert torch.allclose(got, expected, atol=1e-12)
+        grads = torch.autograd.grad((got * probe).sum(), [left, weight, component])
+        assert all(torch.allclose(grad, want, atol=1e-12) for grad, want in zip(grads, wanted))
+
+
 def test_edges_already_in_the_layout_are_not_copied():
     """Edges grouped by receiver with one degree everywhere (a one-site crystal) are the layout itself."""
     receivers = torch.arange(6).repeat_interleave(4)

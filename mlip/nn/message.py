@@ -132,6 +132,9 @@ class EquivariantConvolution(nn.Module):
         for (g, l_in, count), left, weight in zip(self.runs, lefts, path_weights):
             width = 2 * self.groups[g][0] + 1
             left = left.reshape(n_edges, count, 2 * l_in + 1, width).transpose(0, 1)    # (paths, E, 2l_in+1, 2l3+1)
+            if torch.compiler.is_compiling():  # one fused reduction per run, no (paths, E, 2l_in+1, C) factor
+                sums[g].append(segments.fused_neighbour_sum(left, weight.transpose(0, 1), components[l_in]))
+                continue
             right = weight.transpose(0, 1)[:, :, None, :] * components[l_in]           # (paths, E, 2l_in+1, C)
             sums[g].append(segments.neighbour_sum(left, right))                         # (paths, N, 2l3+1, C)
         return [((parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)) / self.avg_num_neighbors)

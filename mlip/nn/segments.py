@@ -112,6 +112,22 @@ class NeighbourSegments:
         right = right.reshape(p * self.num_nodes, self.degree * k, channels)
         return torch.bmm(left.transpose(1, 2), right).reshape(p, self.num_nodes, width, channels)
 
+    def fused_neighbour_sum(self, left: torch.Tensor, weight: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
+        """`neighbour_sum(left, weight ⊙ component)` written as one broadcast product summed over the slots and k,
+        for torch.compile: Inductor fuses the products into the reduction (and its gradients into theirs), so
+        the (P, N·D, k, C) factor and its gradient are never stored. Eagerly it would store a larger tensor than
+        the matrix product does; compiled it is 1.4–1.6× faster than the matrix product (forward and
+        backward, 512–4,096 atoms; README "Compiled inference").
+
+        left (P, N·D, k, W), weight (P, N·D, C), component (N·D, k, C) → (P, N, W, C).
+        """
+        p, _, k, width = left.shape
+        channels = weight.shape[-1]
+        n, d = self.num_nodes, self.degree
+        terms = left.reshape(p, n, d, k, width, 1) * (weight.reshape(p, n, d, 1, 1, channels)
+                                                      * component.reshape(1, n, d, k, 1, channels))
+        return terms.sum(dim=(2, 3))
+
 
 
 class GrowingCompiledLayout:
