@@ -44,6 +44,7 @@ import numpy as np
 
 from benchmarks.common import RESULTS, lightning_max_time, write_result
 from mlip.io.errors import InvalidStructureError
+from mlip.io.read_options import ReadOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -445,9 +446,18 @@ def main() -> None:
         parser.error("--evaluate-only needs the --work folder of a previous run")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"mlip_front_{name}_"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.read_options is not None:
+        if not isinstance(args.read_options, dict):
+            parser.error("--read-options must be a JSON object, e.g. '{\"energy_key\": \"REF_energy\"}'")
+        try:  # the label keys only: the harness itself requires energies and forces
+            ReadOptions.of(args.read_options)
+        except (ValueError, TypeError) as error:
+            parser.error(f"--read-options: {error}")
+        if "require" in args.read_options:
+            parser.error("--read-options: 'require' is set by the harness (energy and forces)")
     try:
         data = prepare(train, tests, work, args.n_valid, args.seed, args.read_options)
-    except (InvalidStructureError, TypeError) as error:  # TypeError: an unknown key in --read-options
+    except InvalidStructureError as error:
         parser.error(str(error))
     print(f"{data['n_train']} training, {data['n_valid']} validation frames; tests {list(data['tests'])}; "
           f"E0s {data['e0s']}; stress {data['stress']}", flush=True)
