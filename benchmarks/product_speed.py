@@ -50,7 +50,7 @@ def main() -> None:
         y = torch.randn(n, c, (lmax2 + 1) ** 2)
         tensor = ChannelwiseProduct(c, lmax1, lmax2, lmax_out, num_species=args.species)
         gaunt = GauntProduct(c, lmax1, lmax2, lmax_out, num_species=args.species)
-        row = {"lmax1": lmax1, "lmax2": lmax2, "lmax_out": lmax_out, "clebsch_gordan_terms": int(tensor.first.numel()),
+        row = {"lmax1": lmax1, "lmax2": lmax2, "lmax_out": lmax_out, "clebsch_gordan_terms": tensor.num_terms,
                "gaunt_grid": list(gaunt_resolution(lmax1, lmax2, lmax_out))}
         for double in (False, True):
             key = "train" if double else "forces"
