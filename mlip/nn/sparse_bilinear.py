@@ -85,10 +85,11 @@ class _SparseBilinear(torch.autograd.Function):
 
 def sparse_bilinear(a: torch.Tensor, b: torch.Tensor, terms: SparseBilinearTerms) -> torch.Tensor:
     """out[k] = Σ_t v_t · a[i_t] ⊙ b[j_t], differentiable to any order in a and b (a may be b): row by
-    row where rows are wide (M ≥ `ROW_FORM_MIN_WIDTH` per thread), else by gathers and an index_add.
+    row on a CPU where rows are wide (M ≥ `ROW_FORM_MIN_WIDTH` per thread), else by gathers and an
+    index_add (on a GPU always: one kernel each instead of one launch per term).
 
     Shapes: a (terms.first_rows, M), b (terms.second_rows, M) → (terms.rows, M)."""
-    if a.shape[1] >= ROW_FORM_MIN_WIDTH * torch.get_num_threads():
+    if a.device.type == "cpu" and a.shape[1] >= ROW_FORM_MIN_WIDTH * torch.get_num_threads():
         return _SparseBilinear.apply(a, b, terms)
     first, second, column, value = terms.indices(a)
     products = a.index_select(0, first) * b.index_select(0, second) * value
