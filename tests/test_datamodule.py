@@ -95,3 +95,32 @@ def test_datamodule_under_two_ranks_splits_training_data(shards, monkeypatch):
         monkeypatch.setattr(module, "_world", lambda rank=rank: (2, rank))
         seen.append({float(e) for b in module.train_dataloader() for e in b.energy})
     assert len(seen[0]) == len(seen[1]) == 90 and not seen[0] & seen[1]
+
+
+def test_label_keys_of_mace_style_files_are_options_of_their_own(tmp_path):
+    """`--data.energy_key REF_energy` (and forces, stress) reads MACE-style files as read_options does;
+    the same key given twice with different names is refused."""
+    import ase.io
+    from ase.build import bulk
+
+    frames = []
+    for k in range(4):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.info["REF_energy"] = -3.5 * len(atoms) + 0.01 * k
+        atoms.arrays["REF_forces"] = np.full((len(atoms), 3), 0.1 * k)
+        frames.append(atoms)
+    path = tmp_path / "mace_style.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    data = ShardDataModule(str(path), val_fraction=0.25, batch_size=4, cache_dir=str(tmp_path / "cache"),
+                           energy_key="REF_energy", forces_key="REF_forces")
+    assert (data.read_options.energy_key, data.read_options.forces_key) == ("REF_energy", "REF_forces")
+    data.prepare_data()
+    data.setup()
+    energies = torch.cat([batch.energy for batch in data.train_dataloader()] +
+                         [batch.energy for batch in data.val_dataloader()])
+    assert sorted(energies.tolist()) == pytest.approx([-14.0 + 0.01 * k for k in range(4)])
+    with pytest.raises(ValueError, match="energy_key given twice"):
+        ShardDataModule(str(path), energy_key="REF_energy", read_options={"energy_key": "E"})
+    same = ShardDataModule(str(path), energy_key="REF_energy", read_options={"energy_key": "REF_energy"})
+    assert same.read_options.energy_key == "REF_energy"

@@ -57,6 +57,7 @@ def test_missing_label_error_names_the_key_the_file_has(tmp_path):
     path = _write(tmp_path, GOOD.replace("forces:R:3 energy=", "REF_forces:R:3 REF_energy="))
     error = str(_raises(path, "missing requested label 'energy'", require=("energy", "forces")))
     assert "the frame has 'REF_energy': pass energy_key='REF_energy'" in error and "--energy-key REF_energy" in error
+    assert "mlip-train: --data.energy_key REF_energy" in error
     _raises(path, "the frame has 'REF_forces'", energy_key="REF_energy", require=("energy", "forces"))
     assert len(mlip.io.read(path, energy_key="REF_energy", forces_key="REF_forces", require=("energy", "forces"))) == 1
 

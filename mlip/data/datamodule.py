@@ -55,6 +55,10 @@ class ShardDataModule(pl.LightningDataModule):
         cache_dir: where raw inputs are preprocessed (mlip-train sets RUN_DIR/data).
         read_options: reader options for raw inputs, e.g. {"energy_key": "REF_energy",
             "forces_key": "REF_forces", "stress_key": "REF_stress", "virial_key": "virial"}.
+        energy_key: name of the energy label of raw inputs (MACE's files: REF_energy), as read_options'
+            energy_key; given in both, the two must agree.
+        forces_key: name of the forces label (MACE's files: REF_forces), as energy_key.
+        stress_key: name of the stress label (MACE's files: REF_stress), as energy_key.
 
     Example:
         >>> data = ShardDataModule("shards/", val_fraction=0.05, batch_size=8)
@@ -65,11 +69,13 @@ class ShardDataModule(pl.LightningDataModule):
     def __init__(self, train: str | list[str], val: str | list[str] | None = None, val_fraction: float = 0.05,
                  batch_size: int = 8, val_batch_size: int | None = None, num_workers: int = 0,
                  seed: int = 0, locality: bool = True, pin_memory: bool = False, cutoff: float | None = None,
-                 cache_dir: str = "mlip_cache", read_options: dict | None = None):
+                 cache_dir: str = "mlip_cache", read_options: dict | None = None, energy_key: str | None = None,
+                 forces_key: str | None = None, stress_key: str | None = None):
         super().__init__()
         self.cutoff = DEFAULT_CUTOFF if cutoff is None else float(cutoff)
         self.cutoff_given = cutoff is not None
-        self.cache_dir, self.read_options = Path(cache_dir), ReadOptions.of(read_options)
+        label_keys = {"energy_key": energy_key, "forces_key": forces_key, "stress_key": stress_key}
+        self.cache_dir, self.read_options = Path(cache_dir), _with_label_keys(read_options, label_keys)
         self.train_inputs, self.val_inputs = train, val
         self.train_dir = self._shard_dir(train, "train")
         self.val_dir = None if val is None else self._shard_dir(val, "val")
@@ -147,3 +153,18 @@ class ShardDataModule(pl.LightningDataModule):
         """Validation batches; this rank's share under DDP unless `whole` (e.g. for final plots)."""
         self.setup()
         return self._loader(self.val_set, self.val_indices, self.val_batch_size, shuffle=False, whole=whole)
+
+
+def _with_label_keys(read_options: "ReadOptions | dict | None", label_keys: dict[str, str | None]) -> ReadOptions:
+    """read_options with the label names given as their own options; the same name given twice, differently,
+    is refused (a ValueError naming both)."""
+    options = ReadOptions.of(read_options).as_kwargs()
+    given = dict(read_options.as_kwargs() if isinstance(read_options, ReadOptions) else read_options or {})
+    for name, value in label_keys.items():
+        if value is None:
+            continue
+        if name in given and given[name] != value:
+            raise ValueError(f"{name} given twice: '{value}' and read_options {{'{name}': '{given[name]}'}}; "
+                             f"give it once")
+        options[name] = value
+    return ReadOptions.of(options)

@@ -78,7 +78,7 @@ def _key_hint(atoms: Any, label: str) -> str:
         return ""
     quoted = ", ".join(f"'{key}'" for key in names)
     return (f"; the frame has {quoted}: pass {label}_key='{names[0]}' (mlip-preprocess, mlip-eval: --{label}-key "
-            f"{names[0]}; mlip-train: --data.read_options '{{\"{label}_key\": \"{names[0]}\"}}')")
+            f"{names[0]}; mlip-train: --data.{label}_key {names[0]})")
 
 
 def read_ase(path: str | Path, format: str | None = None, index: str = ":", **options: Any) -> Iterator[Frame]:
