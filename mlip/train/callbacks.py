@@ -80,9 +80,15 @@ class FinalizeRun(pl.Callback):
                                                           stress=stress, device=pl_module.device)
         self.outputs["parity"] = parity(labels, predictions, self.run_dir / "parity_val.png", "validation set")
         lines = [f"{name}: {path}" for name, path in self.outputs.items()]
-        print("\nvalidation: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k.endswith("mae"))
-              + " (meV, meV/atom, meV/Å)\n" + "\n".join(lines)
+        print("\nvalidation MAE: " + ", ".join(f"{name} {summary[key]:.3g} {unit}" for key, name, unit in SUMMARY_MAES
+                                               if key in summary)
+              + "\n" + "\n".join(lines)
               + f"\nnext: mlip-eval {self.outputs['model']} TEST_DATA  (errors and parity plots on held-out data)")
+
+
+# the validation errors printed at the end of a run: (summary key, name, unit)
+SUMMARY_MAES = (("energy_mae", "energy", "meV"), ("energy_per_atom_mae", "energy per atom", "meV/atom"),
+                ("forces_mae", "forces", "meV/Å"), ("stress_mae", "stress", "meV/Å³"))
 
 
 class EpochLog(pl.Callback):

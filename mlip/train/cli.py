@@ -8,6 +8,7 @@ from the newest intact checkpoint, see `mlip.train.run_folder`) → model file a
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -105,13 +106,22 @@ TRAINER_DEFAULTS = {
 # Known, harmless messages from dependencies that would bury the useful output of a run.
 QUIET = (".*WeightAveraging callback with a model that overrides the configure_model.*",
          ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*", ".*was deprecated in v4.49.0.*",
-         ".*skip_none parameter was deprecated.*")
+         ".*skip_none parameter was deprecated.*",
+         # mlip sets a run's earlier metrics aside (metrics_part*.csv) and merges them at the end: nothing is lost
+         ".*Experiment logs directory .* exists and is not empty.*")
 
 
 DESCRIPTION = ("mlip-train: fit an mlip potential (energies in eV, forces eV/Å, stress eV/Å³) to shard folders "
                "or structure files. Options come from --config YAML and the command line: model.* (preset, "
                "E0s, loss weights, optimiser), data.* (inputs, cutoff, batch size, reader keys), trainer.* (any "
                "Lightning Trainer option), run_dir, ema_decay. Rerun the same command to resume.")
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip" advertisement of a cloud logger from the run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
 BAD_INPUT = (InvalidStructureError, PreprocessConflictError, ModelFileError, FolderInUseError, ValueError,
              FileNotFoundError)
 
@@ -127,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
     keep_freed_memory()  # every step frees and reallocates the same large blocks (mlip.memory)
     try:
         cli = TrainCLI(PotentialModule, ShardDataModule, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
