@@ -53,3 +53,25 @@ def test_frames_without_forces_are_evaluated_on_energies(model_file, data_dir, t
     assert main([str(path), str(tmp_path / "energies_only.xyz"), "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "energies_only" / "metrics.json").read_text())
     assert "energy_mae" in metrics and "forces_mae" not in metrics
+
+
+def test_naming_a_stress_label_evaluates_stress(tmp_path):
+    """MACE-style crystal files (REF_ keys): `--stress-key REF_stress` alone evaluates stress too."""
+    from ase.build import bulk
+
+    potential = mlip.build_potential(elements=["Cu"], cutoff=4.0, **{**mlip.load_preset("equivariant_small"),
+                                                                     "channels": 8})
+    path = save(potential, tmp_path / "cu.mlip")
+    frames = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.02 * k, cubic=True)
+        atoms.rattle(0.02, seed=k)
+        atoms.info["REF_energy"] = -14.0 + 0.1 * k
+        atoms.info["REF_stress"] = np.array([0.01 * k, 0.0, 0.0, 0.0, 0.0, 0.0])
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
+        frames.append(atoms)
+    ase.io.write(tmp_path / "cu.xyz", frames, format="extxyz")
+    assert main([str(path), str(tmp_path / "cu.xyz"), "--out", str(tmp_path / "eval"), "--energy-key", "REF_energy",
+                 "--forces-key", "REF_forces", "--stress-key", "REF_stress"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "cu" / "metrics.json").read_text())
+    assert {"energy_mae", "forces_mae", "stress_mae"} <= set(metrics)

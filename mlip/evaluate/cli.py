@@ -57,14 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--energy-key", default="energy", help="energy label name in extxyz/ASE files (eV)")
     parser.add_argument("--forces-key", default="forces", help="forces label name (eV/Å); frames without forces are "
                                                                "evaluated on energies only")
-    parser.add_argument("--stress-key", default="stress", help="stress label name (eV/Å³)")
+    parser.add_argument("--stress-key", default=None, help="stress label name (eV/Å³; default 'stress'); naming it "
+                                                            "implies --stress")
     parser.add_argument("--equivariance", type=int, default=0, metavar="R",
                         help="also measure the energy spread and force-equivariance error over R random rotations "
                              "(of the first 20 structures of the first raw file); for models without built-in "
                              "rotation symmetry (architecture 'transformer')")
     args = parser.parse_args(argv)
-    read_options = ReadOptions(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
-                              require=("energy",)).as_kwargs()
+    args.stress = args.stress or args.stress_key is not None  # a stress label named is a stress label to evaluate
+    read_options = ReadOptions(energy_key=args.energy_key, forces_key=args.forces_key,
+                               stress_key=args.stress_key or "stress", require=("energy",)).as_kwargs()
     root = Path(args.out) if args.out else Path(args.model).parent / "eval"
     try:
         potential = load(args.model, device=args.device).requires_grad_(False)  # inference: frozen weights
