@@ -219,6 +219,28 @@ def test_exploding_md_stops_with_the_step_and_keeps_the_trajectory(tmp_path):
     assert len(frames) >= 1 and (tmp_path / "md_log.csv").read_text().count("\n") == len(frames) + 1
 
 
+def test_langevin_md_holds_the_centre_of_mass_without_a_deprecated_bias(tmp_path):
+    """NVT holds the centre of mass by ASE's FixCom (not Langevin's deprecated, biased fixcm), and the
+    caller's atoms get their own constraints back."""
+    import warnings
+
+    from ase.constraints import FixAtoms
+
+    from mlip.simulate.md import run_md
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        run_md(atoms, EMT(), tmp_path, "nvt", steps=40, timestep_fs=2.0, temperature_K=600, friction_per_fs=0.05,
+               interval=10)
+    centres = [frame.get_center_of_mass() for frame in ase.io.read(tmp_path / "trajectory.xyz", ":")]
+    assert np.abs(np.array(centres) - centres[0]).max() < 1e-6
+    assert [type(c).__name__ for c in atoms.constraints] == ["FixAtoms"]
+    times = [row["time_fs"] for row in csv.DictReader(open(tmp_path / "md_log.csv"))]
+    assert times == ["0.0", "20.0", "40.0", "60.0", "80.0"]
+
+
 @pytest.mark.parametrize("bad", [{"timestep_fs": 0.0}, {"steps": 0}, {"interval": 0}])
 def test_md_arguments_are_checked(tmp_path, bad):
     from mlip.simulate.md import run_md

@@ -8,6 +8,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 from ase import Atoms, units
+from ase.constraints import FixCom
 from ase.md.langevin import Langevin
 from ase.md.nptberendsen import NPTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
@@ -62,9 +63,9 @@ def make_dynamics(atoms: Atoms, ensemble: str, timestep_fs: float, temperature_K
     dt = timestep_fs * units.fs
     if ensemble == "nve":
         return VelocityVerlet(atoms, timestep=dt)
-    if ensemble == "nvt":
+    if ensemble == "nvt":  # the centre of mass held by a constraint (`run_md`), not by Langevin's fixcm (biased)
         return Langevin(atoms, timestep=dt, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
-                        rng=np.random.default_rng(seed))
+                        fixcm=False, rng=np.random.default_rng(seed))
     if ensemble == "npt":
         if not atoms.pbc.all():
             raise ValueError("NPT needs a periodic cell")
@@ -90,6 +91,9 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
+    constraints = list(atoms.constraints)
+    if ensemble == "nvt":  # Langevin's random kicks would move the centre of mass: hold it (ASE's FixCom)
+        atoms.set_constraint(constraints + [FixCom()])
     dynamics = make_dynamics(atoms, ensemble, timestep_fs, temperature_K, friction_per_fs, pressure_GPa, seed)
     trajectory, log_path = out / "trajectory.xyz", out / "md_log.csv"
     trajectory.unlink(missing_ok=True)
@@ -101,7 +105,7 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
         def record() -> None:
             epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
             pressure = -np.trace(atoms.get_stress(voigt=False)) / 3 / units.GPa if periodic else float("nan")
-            writer.writerow({"time_fs": dynamics.get_time() / units.fs, "epot_eV": epot, "ekin_eV": ekin,
+            writer.writerow({"time_fs": round(dynamics.get_time() / units.fs, 9), "epot_eV": epot, "ekin_eV": ekin,
                              "etot_eV": epot + ekin, "temperature_K": atoms.get_temperature(),
                              "pressure_GPa": pressure})
             ase.io.write(trajectory, atoms, format="extxyz", append=True)
@@ -112,6 +116,7 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
             dynamics.run(steps)
         finally:
             handle.flush()
+            atoms.set_constraint(constraints)  # the caller's atoms get back their own constraints
     return log_path
 
 
