@@ -167,6 +167,16 @@ def test_cutoff_disagreeing_with_the_shards_is_refused(data_dir, tmp_path, capsy
     assert "data.cutoff is 5.0 Å but the shards" in error and "4.0 Å" in error
 
 
+def test_data_without_labels_the_loss_uses_is_refused_saying_how_to_name_them(tmp_path, capsys):
+    from tests.test_cli_preprocess import _mace_style_file
+
+    with pytest.raises(SystemExit, match="2"):
+        main(_args(tmp_path / "run", _mace_style_file(tmp_path), "--trainer.max_epochs", "1"))
+    error = capsys.readouterr().err
+    assert error.strip().splitlines()[-1].startswith("mlip-train: error:") and "Traceback" not in error
+    assert "has no label the loss uses" in error and "--data.energy_key REF_energy" in error
+
+
 def test_weight_decay_spares_the_energy_scale_and_shift():
     """The network's weights decay; the potential's scale and shift (eV) are not pulled towards zero."""
     from mlip.models import build_potential

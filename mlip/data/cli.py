@@ -1,11 +1,12 @@
-"""`mlip-preprocess INPUT... --cutoff R --out DIR`: structures to neighbour-graph shards."""
+"""`mlip-preprocess INPUT... --out DIR [--cutoff R]`: structures to neighbour-graph shards."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from mlip.data.preprocess import PreprocessConflictError, preprocess
+from mlip.data.manifest import describe_labels
+from mlip.data.preprocess import DEFAULT_CUTOFF, PreprocessConflictError, preprocess
 from mlip.folder_lock import FolderInUseError
 from mlip.io import InvalidStructureError, ReadOptions
 from mlip.version_flag import add_version_flag
@@ -19,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version_flag(parser)
     parser.add_argument("inputs", nargs="+", help="files or folders of files")
-    parser.add_argument("--cutoff", type=float, required=True, help="neighbour cutoff radius, Å")
+    parser.add_argument("--cutoff", type=float, default=DEFAULT_CUTOFF,
+                        help=f"neighbour cutoff radius, Å (default {DEFAULT_CUTOFF:g}, as mlip-train's and MACE's)")
     parser.add_argument("--out", required=True, help="output folder for shards and manifest.json")
     parser.add_argument("--format", default=None, help="force an input format (default: from file names)")
     parser.add_argument("--energy-key", default="energy", help="energy label name in extxyz/ASE files (e.g. REF_energy)")
@@ -69,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         f"({manifest['n_structures'] / max(seconds, 1e-9):.0f} structures/s)\n"
         f"elements {' '.join(manifest['elements'])}; mean neighbours {manifest['mean_neighbors']:.1f}; "
         f"force RMS {manifest['force_rms']:.3f} eV/Å\n"
-        f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png\n"
-        f"      and train with  mlip-train --data.train {args.out} --model.model equivariant_medium --run_dir RUN"
+        f"labelled: {describe_labels(manifest['labels'])}"
     )
+    if not any(manifest["labels"].values()):  # nothing to train on: most often labels under other names
+        print(f"mlip-preprocess: warning: no structure carries an energy, force or stress label under the names "
+              f"'{args.energy_key}', '{args.forces_key}', '{args.stress_key}': these shards cannot train a model. "
+              f"Give the names your files use (MACE's: --energy-key REF_energy --forces-key REF_forces "
+              f"--stress-key REF_stress) and add --overwrite", file=sys.stderr)
+        return 0
+    print(f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png\n"
+          f"      and train with  mlip-train --data.train {args.out} --model.model equivariant_medium --run_dir RUN")
     return 0
 
 

@@ -12,11 +12,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from mlip.data.dataset import ShardDataset
+from mlip.data.preprocess import DEFAULT_CUTOFF
 from mlip.data.sampler import DistributedShardSampler
 from mlip.graph.batch import GraphBatch
 from mlip.io.read_options import ReadOptions
 
-DEFAULT_CUTOFF = 5.0  # Å, for raw inputs when no cutoff is given (MACE's default r_max)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

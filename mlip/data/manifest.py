@@ -80,3 +80,9 @@ def load_manifest(directory: str | Path) -> dict[str, Any]:
             f"({MANIFEST_VERSION}); upgrade mlip"
         )
     return manifest
+
+
+def describe_labels(labels: dict[str, int]) -> str:
+    """A manifest's label counts in words: "energy 200 structures, forces 6400 atoms, stress 200 structures"."""
+    units = {"energy": "structures", "forces": "atoms", "stress": "structures"}
+    return ", ".join(f"{name} {labels.get(name, 0)} {unit}" for name, unit in units.items())

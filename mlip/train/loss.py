@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mlip.data.manifest import describe_labels
 from mlip.graph.batch import GraphBatch
 
 FORCE_LOSSES = ("mse", "huber", "l2norm")
@@ -32,6 +33,22 @@ class LossWeights:
             raise ValueError(f"forces_loss must be one of {', '.join(FORCE_LOSSES)}, got '{self.forces_loss}'")
         if not self.huber_delta > 0:
             raise ValueError(f"huber_delta must be positive (eV/Å), got {self.huber_delta}")
+
+
+def check_labels_for_loss(labels: dict[str, int], weights: LossWeights, source: str) -> None:
+    """Refuse training data with none of the labels the loss weighs (a ValueError saying how to name them).
+
+    labels: structures carrying each label, as a shard manifest counts them ({"energy": n, "forces": n,
+    "stress": n}). Files whose labels have other names (MACE's REF_energy) read as unlabelled, and training
+    on them would fit nothing."""
+    weighted = {"energy": weights.energy, "forces": weights.forces, "stress": weights.stress}
+    if any(weight > 0 and labels.get(name, 0) > 0 for name, weight in weighted.items()):
+        return
+    raise ValueError(f"the training data {source} has no label the loss uses: labelled {describe_labels(labels)}; "
+                     f"loss weights energy {weights.energy:g}, forces {weights.forces:g}, stress {weights.stress:g}. "
+                     "If the files name their labels differently, give the names (MACE's files: --data.energy_key "
+                     "REF_energy --data.forces_key REF_forces; for a shard folder, mlip-preprocess --energy-key "
+                     "REF_energy --forces-key REF_forces)")
 
 
 def force_term(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:

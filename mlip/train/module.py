@@ -17,7 +17,7 @@ from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
 from mlip.train.compiled_forces import CompiledForces
-from mlip.train.loss import LossWeights, weighted_loss
+from mlip.train.loss import LossWeights, check_labels_for_loss, weighted_loss
 from mlip.evaluate.metrics import ErrorAccumulator
 from mlip.train.schedule import budget_fraction, cosine_factor
 from mlip.train.symmetry import SymmetryObjective, SymmetrySchedule, random_rotations
@@ -128,6 +128,9 @@ class PotentialModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is None:
             raise RuntimeError("PotentialModule needs a ShardDataModule to build its potential from the manifest")
+        inputs = datamodule.train_inputs
+        check_labels_for_loss(datamodule.manifest.get("labels", {}), self.weights,
+                              ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
         self.potential = self.build_from_manifest(datamodule.manifest)
         if self.hparams.compile:
             self.compiled_forces = CompiledForces(self.potential)
