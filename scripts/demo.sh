@@ -11,7 +11,7 @@ bash scripts/setup.sh
 OUT=demo_out
 .venv/bin/mlip-preprocess data/rmd17_aspirin_train200.npz --cutoff 5.0 --out "$OUT/aspirin" \
     --require energy forces --overwrite
-.venv/bin/python examples/inspect_shards.py "$OUT/aspirin" --plot "$OUT/aspirin_data.png"
+.venv/bin/python -m mlip.data.inspect "$OUT/aspirin" --plot "$OUT/aspirin_data.png"
 rm -rf "$OUT/aspirin_run"
 .venv/bin/mlip-train --config configs/aspirin_demo.yaml --trainer.enable_model_summary false
 .venv/bin/mlip-eval "$OUT/aspirin_run/model.mlip" data/rmd17_aspirin_test100.npz --out "$OUT/aspirin_eval"

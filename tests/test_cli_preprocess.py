@@ -61,3 +61,16 @@ def test_files_whose_labels_go_unread_get_a_warning_naming_the_keys(tmp_path, ca
                  "REF_energy", "--forces-key", "REF_forces"]) == 0
     captured = capsys.readouterr()
     assert "labelled: energy 2 structures, forces 8 atoms" in captured.out and captured.err == ""
+
+
+def test_the_inspection_the_run_suggests_is_part_of_the_package(data_dir, tmp_path, capsys):
+    """The 'next:' line names `python -m mlip.data.inspect` (installed with mlip, not a repository script),
+    which summarises the shards and draws their distributions."""
+    from mlip.data.inspect import main as inspect_main
+
+    assert main([str(data_dir / "acac_train_300K_100.xyz"), "--out", str(tmp_path / "shards"), "--quiet",
+                 "--workers", "1"]) == 0
+    assert "python -m mlip.data.inspect" in capsys.readouterr().out
+    inspect_main([str(tmp_path / "shards"), "--plot", str(tmp_path / "data.png")])
+    output = capsys.readouterr().out
+    assert "100 structures" in output and "elements: H" in output and (tmp_path / "data.png").stat().st_size > 0

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               f"Give the names your files use (MACE's: --energy-key REF_energy --forces-key REF_forces "
               f"--stress-key REF_stress) and add --overwrite", file=sys.stderr)
         return 0
-    print(f"next: look at the data with  python examples/inspect_shards.py {args.out} --plot {args.out}/data.png\n"
+    print(f"next: look at the data with  python -m mlip.data.inspect {args.out} --plot {args.out}/data.png\n"
           f"      and train with  mlip-train --data.train {args.out} --model.model equivariant_medium --run_dir RUN")
     return 0
 

@@ -1,6 +1,6 @@
 """Inspect a folder of shards: statistics from the manifest, one training batch, and a picture.
 
-    python examples/inspect_shards.py SHARD_DIR [--plot data.png]
+    python -m mlip.data.inspect SHARD_DIR [--plot data.png]
 
 The plot shows the distribution of neighbour distances (a radial distribution within the
 cutoff), of neighbours per atom, of energies per atom after subtracting the manifest's
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlip.data import ShardDataModule, ShardDataset
+from mlip.data.datamodule import ShardDataModule
+from mlip.data.dataset import ShardDataset
 
 
 def summarize(directory: Path) -> None:
@@ -69,15 +70,16 @@ def plot(directory: Path, path: Path, max_structures: int = 500) -> None:
     print(f"  plot: {path}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mlip.data.inspect", description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the data's distributions")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     summarize(args.directory)
     if args.plot:
         plot(args.directory, args.plot)
-    print(f"next: train on these shards with  mlip-train --config configs/aspirin_demo.yaml --data.train {args.directory}")
+    print(f"next: train on these shards with  mlip-train --data.train {args.directory} --model.model equivariant_medium "
+          f"--run_dir RUN")
 
 
 if __name__ == "__main__":
