@@ -219,9 +219,9 @@ def test_exploding_md_stops_with_the_step_and_keeps_the_trajectory(tmp_path):
     assert len(frames) >= 1 and (tmp_path / "md_log.csv").read_text().count("\n") == len(frames) + 1
 
 
-def test_langevin_md_holds_the_centre_of_mass_without_a_deprecated_bias(tmp_path):
-    """NVT holds the centre of mass by ASE's FixCom (not Langevin's deprecated, biased fixcm), and the
-    caller's atoms get their own constraints back."""
+def test_langevin_md_holds_the_centre_of_mass_without_a_deprecated_bias(tmp_path, capsys):
+    """NVT holds the centre of mass by ASE's FixCom (not Langevin's deprecated, biased fixcm), the
+    caller's atoms get their own constraints back, and a progress bar counts the steps."""
     import warnings
 
     from ase.constraints import FixAtoms
@@ -233,7 +233,8 @@ def test_langevin_md_holds_the_centre_of_mass_without_a_deprecated_bias(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         run_md(atoms, EMT(), tmp_path, "nvt", steps=40, timestep_fs=2.0, temperature_K=600, friction_per_fs=0.05,
-               interval=10)
+               interval=10, progress=True)
+    assert "40/40" in capsys.readouterr().err
     centres = [frame.get_center_of_mass() for frame in ase.io.read(tmp_path / "trajectory.xyz", ":")]
     assert np.abs(np.array(centres) - centres[0]).max() < 1e-6
     assert [type(c).__name__ for c in atoms.constraints] == ["FixAtoms"]

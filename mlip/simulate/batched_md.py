@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
+from tqdm.auto import tqdm
 
 from mlip.models.potential import Potential
 
@@ -60,14 +61,15 @@ def _watch(step: int, temperatures: np.ndarray, energies: np.ndarray, target_K: 
 
 def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_fs: float, temperature_K: float,
            ensemble: str = "nvt", friction_per_fs: float = 0.01, interval: int = 10, seed: int = 0,
-           compile: bool = False) -> MDResult:
+           compile: bool = False, progress: bool = False) -> MDResult:
     """Langevin NVT (or NVE) MD of all `structures` in one batch, `steps` steps of `timestep_fs`.
 
     Velocities start from Maxwell-Boltzmann at `temperature_K` (seeded). Structures must all be
     periodic or all be molecules (torch-sim's periodicity is per batch). Every `interval` steps
     the watchdog of `mlip.simulate.md` (non-finite energies, temperatures above 10x the target)
     stops the run with `MDInstabilityError` naming the step and the structure. `compile`: the
-    network under torch.compile (`mlip.export.compiled.compile_potential`).
+    network under torch.compile (`mlip.export.compiled.compile_potential`). `progress`: a bar of the steps
+    on stderr.
     """
     if ensemble not in ("nvt", "nve"):
         raise ValueError(f"ensemble must be 'nvt' or 'nve', got '{ensemble}'")
@@ -90,7 +92,9 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
         init, update = ts.nve(model=model, dt=dt, kT=kT, seed=seed)
     state = init(state, kT=kT)
     temperatures, energies, kinetic = [], [], []
+    bar = tqdm(total=steps, desc=f"MD ({len(structures)} structures)", unit="step", disable=not progress)
     for step in range(1, steps + 1):
+        bar.update(1)
         state = update(state, kT=kT) if ensemble == "nvt" else update(state)
         if step % interval == 0 or step == steps:
             temps = ts.quantities.calc_kT(momenta=state.momenta, masses=state.masses,
@@ -100,6 +104,7 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
             kinetic.append(ts.quantities.calc_kinetic_energy(momenta=state.momenta, masses=state.masses,
                                                              system_idx=state.system_idx).detach().cpu().numpy())
             _watch(step, temperatures[-1], energies[-1], temperature_K, timestep_fs)
+    bar.close()
     finals = state.to_atoms()
     for original, final in zip(structures, finals):
         final.pbc = original.pbc

@@ -13,6 +13,7 @@ from ase.md.langevin import Langevin
 from ase.md.nptberendsen import NPTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
+from tqdm.auto import tqdm
 
 ENSEMBLES = ("nve", "nvt", "npt")
 HOT_FACTOR = 10.0  # a temperature above HOT_FACTOR × max(target, 300 K) stops the run
@@ -76,12 +77,12 @@ def make_dynamics(atoms: Atoms, ensemble: str, timestep_fs: float, temperature_K
 
 def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", steps: int = 1000,
            timestep_fs: float = 0.5, temperature_K: float = 300.0, friction_per_fs: float = 0.01,
-           pressure_GPa: float = 0.0, interval: int = 10, seed: int = 0) -> Path:
+           pressure_GPa: float = 0.0, interval: int = 10, seed: int = 0, progress: bool = False) -> Path:
     """Run MD from Maxwell–Boltzmann velocities at `temperature_K`; every `interval` steps append a
     frame to OUT/trajectory.xyz and a row (time, energies, temperature, pressure) to OUT/md_log.csv.
     Every step a watchdog stops the run with `MDInstabilityError` (non-finite energy or forces, a
     temperature above 10x the target, atoms closer than 0.5 Å); the files keep what came before.
-    Returns the log's path."""
+    `progress`: a bar of the steps on stderr. Returns the log's path."""
     if not timestep_fs > 0 or steps < 1 or interval < 1:
         raise ValueError(f"need timestep > 0 fs, steps >= 1 and interval >= 1; got {timestep_fs}, {steps}, {interval}")
     out = Path(out)
@@ -112,9 +113,12 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
 
         dynamics.attach(record, interval=interval)  # ASE also calls it once before the first step
         dynamics.attach(watchdog(atoms, dynamics, temperature_K, timestep_fs), interval=1)
+        bar = tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress)
+        dynamics.attach(lambda: bar.update(1) if dynamics.nsteps > 0 else None, interval=1)
         try:
             dynamics.run(steps)
         finally:
+            bar.close()
             handle.flush()
             atoms.set_constraint(constraints)  # the caller's atoms get back their own constraints
     return log_path

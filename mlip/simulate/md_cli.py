@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         calculator = MLIPCalculator(args.model, device=args.device, compile=args.compile)
         atoms = read(args.structure)[args.frame].to_atoms()
         log = run_md(atoms, calculator, args.out, args.ensemble, args.steps, args.timestep, args.temperature,
-                     args.friction, args.pressure, args.interval, args.seed)
+                     args.friction, args.pressure, args.interval, args.seed, progress=sys.stderr.isatty())
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, IndexError, OSError) as exc:
         print(f"mlip-md: error: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +78,8 @@ def _batched(args: argparse.Namespace) -> int:
         for atoms in structures:
             potential.species(torch.as_tensor(atoms.numbers))  # unknown elements: refused up front
         result = run_batched(potential, structures, args.steps, args.timestep, args.temperature, args.ensemble,
-                             args.friction, args.interval, args.seed, compile=args.compile)
+                             args.friction, args.interval, args.seed, compile=args.compile,
+                             progress=sys.stderr.isatty())  # bars on a terminal only
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, OSError) as exc:
         print(f"mlip-md: error: {exc}", file=sys.stderr)
         return 2
