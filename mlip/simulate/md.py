@@ -11,7 +11,8 @@ from ase import Atoms, units
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
 from ase.md.nptberendsen import NPTBerendsen
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md import velocitydistribution
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
@@ -55,6 +56,8 @@ def watchdog(atoms: Atoms, dynamics, temperature_K: float, timestep_fs: float):
                                      f"the structure collapsed")
 
     return check
+# Maxwell-Boltzmann momenta: ASE >= 3.28 names it thermalize_momenta (the old name warns)
+THERMALIZE = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
 LOG_FIELDS = ["time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa"]
 
 
@@ -88,7 +91,7 @@ def run_md(atoms: Atoms, calculator, out: str | Path, ensemble: str = "nve", ste
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    THERMALIZE(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
