@@ -57,7 +57,8 @@ def watchdog(atoms: Atoms, dynamics, temperature_K: float, timestep_fs: float):
 
     return check
 # Maxwell-Boltzmann momenta: ASE >= 3.28 names it thermalize_momenta (the old name warns)
-THERMALIZE = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+THERMALIZE = (getattr(velocitydistribution, "thermalize_momenta", None)
+              or velocitydistribution.MaxwellBoltzmannDistribution)
 LOG_FIELDS = ["time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa"]
 
 
