@@ -188,7 +188,12 @@ def test_mlip_md_batched_runs_every_frame(model_file, tmp_path):
                     "--steps", "50", "--interval", "10", "--temperature", "300"]) == 0
     rows = list(csv.DictReader(open(out / "md_batched_log.csv")))
     assert len(rows) == 5 and {"T0_K", "T2_K", "epot1_eV"} <= set(rows[0])
-    assert len(ase.io.read(out / "final.xyz", ":")) == 3
+    finals = ase.io.read(out / "final.xyz", ":")
+    assert len(finals) == 3
+    for k, final in enumerate(finals):  # one trajectory per structure, a frame every interval, ending at the final
+        frames = ase.io.read(out / "trajectories" / f"{k:05d}.xyz", ":")
+        assert [f.info["step"] for f in frames] == [10, 20, 30, 40, 50]
+        np.testing.assert_allclose(frames[-1].positions, final.positions, atol=1e-6)
     assert md_main([str(model_file), str(structures), "--out", str(out), "--batched", "--ensemble", "npt"]) == 2
 
 

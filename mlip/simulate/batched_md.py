@@ -10,6 +10,7 @@ exponentials), so it is the one batched relaxation path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,7 +62,8 @@ def _watch(step: int, temperatures: np.ndarray, energies: np.ndarray, target_K: 
 
 def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_fs: float, temperature_K: float,
            ensemble: str = "nvt", friction_per_fs: float = 0.01, interval: int = 10, seed: int = 0,
-           compile: bool = False, progress: bool = False) -> MDResult:
+           compile: bool = False, progress: bool = False,
+           on_report: Callable[[int, list[Atoms]], None] | None = None) -> MDResult:
     """Langevin NVT (or NVE) MD of all `structures` in one batch, `steps` steps of `timestep_fs`.
 
     Velocities start from Maxwell-Boltzmann at `temperature_K` (seeded). Structures must all be
@@ -69,7 +71,8 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
     the watchdog of `mlip.simulate.md` (non-finite energies, temperatures above 10x the target)
     stops the run with `MDInstabilityError` naming the step and the structure. `compile`: the
     network under torch.compile (`mlip.export.compiled.compile_potential`). `progress`: a bar of the steps
-    on stderr.
+    on stderr. `on_report(step, structures)`: called every `interval` steps (and at the last) with the
+    structures then, positions Å and velocities (ASE units) set: e.g. to write trajectories.
     """
     if ensemble not in ("nvt", "nve"):
         raise ValueError(f"ensemble must be 'nvt' or 'nve', got '{ensemble}'")
@@ -104,9 +107,16 @@ def run_md(potential: Potential, structures: list[Atoms], steps: int, timestep_f
             kinetic.append(ts.quantities.calc_kinetic_energy(momenta=state.momenta, masses=state.masses,
                                                              system_idx=state.system_idx).detach().cpu().numpy())
             _watch(step, temperatures[-1], energies[-1], temperature_K, timestep_fs)
+            if on_report is not None:
+                on_report(step, _structures(state, structures))
     bar.close()
-    finals = state.to_atoms()
-    for original, final in zip(structures, finals):
-        final.pbc = original.pbc
-    return MDResult(finals, np.array(temperatures), np.array(energies), np.array(kinetic))
+    return MDResult(_structures(state, structures), np.array(temperatures), np.array(energies), np.array(kinetic))
+
+
+def _structures(state, originals: list[Atoms]) -> list[Atoms]:
+    """torch-sim's state as ASE structures, each with its original's periodicity."""
+    structures = state.to_atoms()
+    for original, atoms in zip(originals, structures):
+        atoms.pbc = original.pbc
+    return structures
 

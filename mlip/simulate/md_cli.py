@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batched", action="store_true",
                         help="run every frame of STRUCTURE together on torch-sim (nve/nvt; mlip[torchsim]); writes "
-                             "final.xyz and md_batched_log.csv")
+                             "final.xyz, md_batched_log.csv and trajectories/NNNNN.xyz (one per structure, a frame "
+                             "every --interval steps)")
     parser.add_argument("--compile", action="store_true",
                         help="run the network under torch.compile: 1.5-2x faster per step on a CPU after 10-120 s of "
                              "compiling (worth it for long runs)")
@@ -72,19 +73,29 @@ def _batched(args: argparse.Namespace) -> int:
         print("mlip-md: error: --batched runs nve or nvt", file=sys.stderr)
         return 2
     out = Path(args.out)
+    trajectories = out / "trajectories"
+
+    def write_frames(step: int, frames: list) -> None:  # one extxyz per structure, appended every report
+        trajectories.mkdir(parents=True, exist_ok=True)
+        for k, atoms in enumerate(frames):
+            atoms.info.update(step=step, time_fs=round(step * args.timestep, 9))
+            ase.io.write(trajectories / f"{k:05d}.xyz", atoms, format="extxyz", append=True)
+
     try:
         potential = load(args.model, device=args.device).requires_grad_(False)  # inference: frozen weights
         structures = [frame.to_atoms() for frame in read(args.structure)]
         for atoms in structures:
             potential.species(torch.as_tensor(atoms.numbers))  # unknown elements: refused up front
+        for old in trajectories.glob("*.xyz"):  # a rerun into the same folder starts its trajectories afresh
+            old.unlink()
         result = run_batched(potential, structures, args.steps, args.timestep, args.temperature, args.ensemble,
                              args.friction, args.interval, args.seed, compile=args.compile,
-                             progress=sys.stderr.isatty())  # bars on a terminal only
+                             progress=sys.stderr.isatty(), on_report=write_frames)  # bars on a terminal only
     except (ModelFileError, InvalidStructureError, UnknownElementError, ValueError, OSError) as exc:
         print(f"mlip-md: error: {exc}", file=sys.stderr)
         return 2
     except MDInstabilityError as exc:
-        print(f"mlip-md: stopped: {exc}", file=sys.stderr)
+        print(f"mlip-md: stopped: {exc}; the trajectories up to there are in {trajectories}", file=sys.stderr)
         return 3
     out.mkdir(parents=True, exist_ok=True)
     ase.io.write(out / "final.xyz", result.structures, format="extxyz")
@@ -96,8 +107,8 @@ def _batched(args: argparse.Namespace) -> int:
         for r in range(reports):
             step = min((r + 1) * args.interval, args.steps)
             writer.writerow([step, step * args.timestep, *result.temperatures[r], *result.potential_energies[r]])
-    print(f"ran {len(structures)} structures x {args.steps} steps; wrote {out / 'final.xyz'} and "
-          f"{out / 'md_batched_log.csv'}")
+    print(f"ran {len(structures)} structures x {args.steps} steps; wrote {out / 'final.xyz'}, "
+          f"{out / 'md_batched_log.csv'} and {trajectories}/ (one trajectory per structure)")
     return 0
 
 
