@@ -30,12 +30,12 @@ def evaluate_potential(potential: Potential, batches: Iterable[GraphBatch], stre
     was_training = potential.training
     potential.eval()
     for given in batches:
-        batch = given.to(device=device, dtype=dtype)
+        batch = given.for_model(dtype, device)
         out = {k: v.detach() for k, v in potential(batch, forces=True, stress=stress).items()}
         errors.update(out, batch)
         if on_batch is not None:
             on_batch(given, out)  # labels and positions as read (float64), not in the model's dtype
-        n = batch.num_atoms.to(dtype)
+        n = batch.num_atoms.to(batch.energy.dtype)
         labels["energy_per_atom"].append((batch.energy / n).cpu().numpy())
         predictions["energy_per_atom"].append((out["energy"] / n).cpu().numpy())
         labels["forces"].append(batch.forces.cpu().numpy().ravel())

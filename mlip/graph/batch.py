@@ -93,6 +93,11 @@ class GraphBatch:
                 moved[f.name] = value.to(device=device)
         return replace(self, **moved)
 
+    def for_model(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "GraphBatch":
+        """`to(device, dtype)` with the total energies kept in float64, as `Potential` sums its energies: a
+        float32 copy of a molecular total (~ -17,600 eV for aspirin) would itself be rounded by up to 1 meV."""
+        return replace(self.to(device=device, dtype=dtype), energy=self.energy.to(device=device, dtype=torch.float64))
+
     @classmethod
     def collate(cls, graphs: Sequence[AtomicGraph]) -> "GraphBatch":
         """Concatenate graphs, offsetting edge indices by each structure's first atom."""

@@ -221,7 +221,7 @@ class PotentialModule(pl.LightningModule):
 
     def training_step(self, batch: GraphBatch, batch_index: int) -> torch.Tensor:
         dtype = getattr(torch, self.hparams.dtype)
-        batch = batch.to(dtype=dtype)
+        batch = batch.for_model(dtype)
         size = batch.num_graphs
         if self.augments_rotations:
             batch = batch.rotated(random_rotations(size, dtype, batch.positions.device))
@@ -245,7 +245,7 @@ class PotentialModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: GraphBatch, batch_index: int) -> None:
-        batch = batch.to(dtype=getattr(torch, self.hparams.dtype))
+        batch = batch.for_model(getattr(torch, self.hparams.dtype))
         with torch.enable_grad():
             predicted = self._predict(batch, create_graph=False)
         loss, _ = weighted_loss(predicted, batch, self.weights)
