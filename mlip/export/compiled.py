@@ -69,7 +69,8 @@ INDUCTOR_OPTIONS = {"partitioned_scatter_enabled": True}
 
 
 class EnergyFunction(nn.Module):
-    """E_b = Σ_{i in b} [scale·ε_i + shift + E0(Z_i) (+ ZBL)] from tensors only (what is exported).
+    """E_b = Σ_{i in b} [scale·ε_i + shift + E0(Z_i) (+ ZBL)] from tensors only (what is exported), summed in
+    float64.
 
     Inputs: species (N,) int64 indices into the model's elements, positions (N, 3) Å, cell
     (B, 3, 3) Å, receivers/senders (E,) int64, shifts (E, 3) integer cell offsets (float),
@@ -87,11 +88,12 @@ class EnergyFunction(nn.Module):
         offsets = torch.einsum("ek,ekl->el", shifts, cell.index_select(0, edge_batch))
         vectors = positions.index_select(0, senders) - positions.index_select(0, receivers) + offsets
         node = p.network(species, vectors, receivers, senders)
-        node_energy = p.scale * node + p.shift + p.reference.index_select(0, species)
+        interaction = p.scale * node + p.shift
         if p.repulsion is not None:
-            node_energy = node_energy + p.repulsion(species, vectors, receivers, senders)
-        energy = torch.zeros_like(ptr[1:], dtype=node_energy.dtype)
-        return energy.index_add(0, batch, node_energy)
+            interaction = interaction + p.repulsion(species, vectors, receivers, senders)
+        energy = torch.zeros_like(ptr[1:], dtype=torch.float64)  # totals in float64, as `Potential` sums them
+        return energy.index_add(0, batch, interaction.double()).index_add(0, batch,
+                                                                          p.reference.index_select(0, species).double())
 
 
 def export_energy_program(potential: Potential, path: str | Path, example=None) -> Path:
