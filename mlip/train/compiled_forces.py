@@ -63,13 +63,12 @@ class CompiledForces:
 
     def _energies_and_edge_gradients(self, species: torch.Tensor, vectors: torch.Tensor, receivers: torch.Tensor,
                                      senders: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-atom energies (N,) eV and ∂E/∂v_e (E, 3) eV/Å, traced together."""
+        """Per-atom energies without the reference energies (N,) eV and ∂E/∂v_e (E, 3) eV/Å, traced together."""
         p = self.potential
 
         def total(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            node_energy = p.scale * p.network(species, v, receivers, senders, **inputs) + p.shift
-            node_energy = node_energy + p.reference.index_select(0, species)
-            return node_energy.sum(), node_energy
+            interaction = p.scale * p.network(species, v, receivers, senders, **inputs) + p.shift
+            return interaction.sum(), interaction
 
         gradient, node_energy = torch.func.grad(total, has_aux=True)(vectors)
         return node_energy, gradient
@@ -135,18 +134,20 @@ class CompiledForces:
         if getattr(p.network, "segment_sums", False):
             inputs["segment_layout"] = self.layout(batch.receivers, num_atoms)
         with plain_gathers():
-            node_energy, gradient = self._compiled(species, vectors, batch.receivers, batch.senders, inputs)
+            interaction, gradient = self._compiled(species, vectors, batch.receivers, batch.senders, inputs)
         if p.repulsion is not None:  # eagerly: see the module's note
             leaf = vectors.detach().requires_grad_(True)
             with torch.enable_grad():  # no weights in the prior: its gradient needs no graph
                 repulsion = p.repulsion(species, leaf, batch.receivers, batch.senders)
                 (repulsion_gradient,) = torch.autograd.grad(repulsion.sum(), leaf)
             repulsion = repulsion.detach()
-            node_energy, gradient = node_energy + repulsion, gradient + repulsion_gradient
+            interaction, gradient = interaction + repulsion, gradient + repulsion_gradient
         forces = gradient.new_zeros(num_atoms, 3).index_add(0, batch.receivers, gradient)
         forces = forces.index_add(0, batch.senders, -gradient)
-        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
-        out = {"energy": energy, "node_energy": node_energy, "forces": forces}
+        reference = p.reference.index_select(0, species)
+        energy = torch.zeros(batch.num_graphs, dtype=torch.float64, device=forces.device)  # as Potential sums
+        energy = energy.index_add(0, batch.batch, interaction.double()).index_add(0, batch.batch, reference.double())
+        out = {"energy": energy, "node_energy": interaction + reference, "forces": forces}
         if stress:
             virial = vectors.new_zeros(batch.num_graphs, 3, 3).index_add(
                 0, batch.edge_batch, vectors[:, :, None] * gradient[:, None, :])
