@@ -115,7 +115,7 @@ class MLIPModel(ModelInterface):
         stress = self._compute_stress and bool(state.pbc)
         with torch.enable_grad():
             out = self.potential(batch, forces=self._compute_forces, stress=stress, create_graph=False)
-        results = {"energy": out["energy"].detach()}
+        results = {"energy": out["energy"].detach().to(self._dtype)}  # torch-sim's states hold one dtype
         if self._compute_forces:
             results["forces"] = out["forces"].detach()
         if self._compute_stress:
