@@ -66,3 +66,17 @@ def test_the_training_derivatives_equal_those_of_the_term_by_term_form():
     eager = loss_gradient(lambda rows: sparse_bilinear(rows, rows, product.terms))
     unrolled = loss_gradient(lambda rows: _sparse_sum_unrolled(rows, rows, product.terms_by_column))
     assert torch.allclose(eager, unrolled, atol=1e-11, rtol=1e-11)
+
+
+def test_torch_func_gradients_equal_autograd_ones():
+    """torch.func.grad (compiled training's form, run eagerly when a compiler falls back) through the map."""
+    terms, _ = _terms(False)
+    torch.manual_seed(4)
+    a, b = torch.randn(9, 6, dtype=torch.float64), torch.randn(9, 6, dtype=torch.float64)
+
+    def energy(a: torch.Tensor) -> torch.Tensor:
+        return (sparse_bilinear(a, b, terms) ** 2).sum()
+
+    leaf = a.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(energy(leaf), leaf)
+    assert torch.allclose(torch.func.grad(energy)(a), expected, atol=1e-12, rtol=0)

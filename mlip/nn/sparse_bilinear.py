@@ -68,11 +68,16 @@ class SparseBilinearTerms:
 
 
 class _SparseBilinear(torch.autograd.Function):
+    # forward and setup_context apart: the form torch.func's transforms (grad, vjp) accept
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, terms: SparseBilinearTerms) -> torch.Tensor:
+    def forward(a: torch.Tensor, b: torch.Tensor, terms: SparseBilinearTerms) -> torch.Tensor:
+        return terms.evaluate(a.contiguous(), b.contiguous())
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        a, b, terms = inputs
         ctx.save_for_backward(a, b)
         ctx.terms = terms
-        return terms.evaluate(a.contiguous(), b.contiguous())
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
