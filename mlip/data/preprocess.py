@@ -23,11 +23,11 @@ from mlip.data.shards import is_complete_shard, read_shard_stats, shard_name, wr
 from mlip.data.stats import StatSums
 from mlip.folder_lock import exclusive_folder, remove_if_unused
 from mlip.io import Frame, InvalidStructureError, ReadOptions, expand_paths, iread
-
-DEFAULT_CUTOFF = 5.0  # Å, where no cutoff is given (mlip-preprocess, mlip-train; MACE's default r_max)
 from mlip.worker_lifetime import end_with_parent
 from mlip.io.ranges import FrameRange, plan_ranges, read_range, splittable
 from mlip.io.read import ALIASES
+
+DEFAULT_CUTOFF = 5.0  # Å, where no cutoff is given (mlip-preprocess, mlip-train; MACE's default r_max)
 
 STATE_NAME = ".preprocess.json"
 

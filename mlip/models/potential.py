@@ -128,7 +128,7 @@ class Potential(nn.Module):
         reference = self.reference[species]
         node_energy = interaction + reference
         # totals in float64: the reference energies are large (~ -1,000 eV per carbon atom in molecular DFT), and a
-        # float32 sum of them would round a 21-atom total to ~2 meV and a 1,000-atom one to ~60 meV
+        # float32 sum of them was off by 2 meV at 21 atoms, 0.1 eV at 315 and 2.6 eV at 1,050 (test_energy_precision)
         energy = torch.zeros(batch.num_graphs, dtype=torch.float64, device=node_energy.device)
         energy = energy.index_add(0, batch.batch, interaction.double()).index_add(0, batch.batch, reference.double())
         out.update(energy=energy, node_energy=node_energy)

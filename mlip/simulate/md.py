@@ -56,6 +56,8 @@ def watchdog(atoms: Atoms, dynamics, temperature_K: float, timestep_fs: float):
                                      f"the structure collapsed")
 
     return check
+
+
 # Maxwell-Boltzmann momenta: ASE >= 3.28 names it thermalize_momenta (the old name warns)
 THERMALIZE = (getattr(velocitydistribution, "thermalize_momenta", None)
               or velocitydistribution.MaxwellBoltzmannDistribution)

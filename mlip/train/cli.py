@@ -115,6 +115,8 @@ DESCRIPTION = ("mlip-train: fit an mlip potential (energies in eV, forces eV/Å,
                "or structure files. Options come from --config YAML and the command line: model.* (preset, "
                "E0s, loss weights, optimiser), data.* (inputs, cutoff, batch size, reader keys), trainer.* (any "
                "Lightning Trainer option), run_dir, ema_decay. Rerun the same command to resume.")
+
+
 class _NoAdverts(logging.Filter):
     """Drops Lightning's "💡 Tip" advertisement of a cloud logger from the run's output."""
 

@@ -129,8 +129,9 @@ class PotentialModule(pl.LightningModule):
         if datamodule is None:
             raise RuntimeError("PotentialModule needs a ShardDataModule to build its potential from the manifest")
         inputs = datamodule.train_inputs
-        check_labels_for_loss(datamodule.manifest.get("labels", {}), self.weights,
-                              ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
+        if "labels" in datamodule.manifest:  # counted by every manifest mlip writes
+            check_labels_for_loss(datamodule.manifest["labels"], self.weights,
+                                  ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
         self.potential = self.build_from_manifest(datamodule.manifest)
         if self.hparams.compile:
             self.compiled_forces = CompiledForces(self.potential)
