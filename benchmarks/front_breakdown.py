@@ -10,8 +10,11 @@ from the split files or, for files written before they carried it, from the sour
 frame came from (`source`, `source_index`); `--refine FIELD REGEX` appends the first group of
 REGEX matched in that record's FIELD (e.g. the temperature of an mlearn AIMD run). mlip models are
 evaluated here (`mlip/*/model.mlip`); MACE's test predictions are the ones the front saved
-(`mace/predictions_test_*.json`). Writes benchmarks/results/front_breakdown_NAME.json and prints a
-table of force MAE (meV/Å) per kind.
+(`mace/predictions_test_*.json`, or those of `--mace OTHER_WORK`, a front run on the same split files).
+Writes benchmarks/results/front_breakdown_NAME.json and prints a table of force MAE (meV/Å) per kind
+and, where MACE's predictions are there, the Pearson correlation of every mlip model's force-error
+components with MACE's per kind: errors that two unrelated models share come from the data (too few
+such structures, or labels no local model can fit), not from either model.
 """
 
 from __future__ import annotations
@@ -50,8 +53,23 @@ def kind_of(atoms, refine: tuple[str, str] | None) -> str:
     return kind
 
 
-def breakdown(work: Path, files: list[str], refine: tuple[str, str] | None) -> dict[str, dict[str, dict]]:
-    """{file: {model: errors with by_config_type}} for every mlip model (and MACE's saved test predictions)."""
+def error_correlation(reference: list, forces: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float]:
+    """Pearson r of two models' force-error components (F − F_ref, every atom and axis), per kind and "all"."""
+    kinds = [str(a.info.get("config_type", "")) for a in reference]
+    out = {}
+    for kind in [*sorted(set(kinds)), "all"]:
+        chosen = [i for i, k in enumerate(kinds) if kind in ("all", k)]
+        mine = np.concatenate([(forces[i] - reference[i].arrays["REF_forces"]).ravel() for i in chosen])
+        theirs = np.concatenate([(other[i] - reference[i].arrays["REF_forces"]).ravel() for i in chosen])
+        out[kind or "(none)"] = float(np.corrcoef(mine, theirs)[0, 1])
+    return out
+
+
+def breakdown(work: Path, files: list[str], refine: tuple[str, str] | None,
+              mace_work: Path | None = None) -> dict[str, dict[str, dict]]:
+    """{file: {model: errors with by_config_type}} for every mlip model (and MACE's saved test predictions,
+    from `mace_work` if given, whose split file must equal this one's); with MACE, every mlip model's
+    errors carry `correlation_with_mace` per kind."""
     import ase.io
 
     models = sorted(work.glob("mlip/*/model.mlip"))
@@ -63,15 +81,21 @@ def breakdown(work: Path, files: list[str], refine: tuple[str, str] | None) -> d
             atoms.info["config_type"] = kind_of(atoms, refine)
         stress = any("REF_stress" in a.info for a in reference)
         result[name] = {}
+        mace_forces = None
+        saved = (mace_work or work) / "mace" / f"predictions_{name}.json"
+        if mace_work is not None and (mace_work / f"{name}.xyz").read_bytes() != path.read_bytes():
+            raise SystemExit(f"{mace_work / name}.xyz is not {path}: MACE's predictions must be on the same frames")
+        if saved.exists():
+            rows = json.loads(saved.read_text())["rows"]
+            mace_forces = [np.array(r["forces"]) for r in rows]
+            result[name]["MACE"] = errors(reference, np.array([r["energy"] for r in rows]), mace_forces,
+                                          [r["stress"] for r in rows] if stress and "stress" in rows[0] else None)
         for model in models:
             energies, forces, stresses, _ = mlip_predictions(model, path, stress)
             result[name][model.parent.name] = errors(reference, energies, forces, stresses)
-        saved = work / "mace" / f"predictions_{name}.json"
-        if saved.exists():
-            rows = json.loads(saved.read_text())["rows"]
-            result[name]["MACE"] = errors(reference, np.array([r["energy"] for r in rows]),
-                                          [np.array(r["forces"]) for r in rows],
-                                          [r["stress"] for r in rows] if stress and "stress" in rows[0] else None)
+            if mace_forces is not None:
+                result[name][model.parent.name]["correlation_with_mace"] = error_correlation(reference, forces,
+                                                                                             mace_forces)
     return result
 
 
@@ -84,6 +108,14 @@ def table(result: dict[str, dict[str, dict]]) -> str:
             by = e.get("by_config_type", {})
             cells = [f"{by[k]['force_mae_meV_A']:.1f} ({by[k]['frames']})" if k in by else "" for k in kinds]
             lines.append(f"| {name} | {model} | " + " | ".join(cells) + f" | {e['force_mae_meV_A']:.1f} |")
+    correlated = [(name, model, e["correlation_with_mace"]) for name, models in result.items()
+                  for model, e in models.items() if "correlation_with_mace" in e]
+    if correlated:
+        lines += ["", "Correlation of force errors with MACE's (Pearson r over components):", "",
+                  "| file | model | " + " | ".join(kinds) + " | all |", "|---|---|" + "---|" * (len(kinds) + 1)]
+        for name, model, r in correlated:
+            lines.append(f"| {name} | {model} | " + " | ".join(f"{r[k]:.2f}" if k in r else "" for k in kinds)
+                         + f" | {r['all']:.2f} |")
     return "\n".join(lines)
 
 
@@ -95,12 +127,15 @@ def main() -> None:
     parser.add_argument("--refine", nargs=2, metavar=("FIELD", "REGEX"),
                         help="append REGEX's first group, matched in the source record's FIELD, to the kind")
     parser.add_argument("--name", help="result name (default: the work folder's name)")
+    parser.add_argument("--mace", type=Path, help="take MACE's test predictions from this front work folder "
+                        "(a run on the same split files) instead of WORK's own")
     args = parser.parse_args()
     if not (args.work / "mlip").is_dir():
         parser.error(f"{args.work} is not an accuracy_front work folder (no mlip/ inside)")
     files = args.files or sorted(p.stem for p in args.work.glob("test_*.xyz"))
-    result = breakdown(args.work, files, tuple(args.refine) if args.refine else None)
+    result = breakdown(args.work, files, tuple(args.refine) if args.refine else None, args.mace)
     write_result(f"front_breakdown_{args.name or args.work.name}", {"work": str(args.work), "refine": args.refine,
+                                                                  "mace": str(args.mace) if args.mace else None,
                                                                   "errors": result})
     print(table(result))
 
