@@ -20,10 +20,10 @@ import torch
 from ase import units
 from ase.build import bulk
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from benchmarks.common import write_result
 from benchmarks.relax_throughput import _model, molecules
+from benchmarks.systems import thermalize
 from mlip.calculator import MLIPCalculator
 from mlip.simulate.batched_md import run_md
 
@@ -35,7 +35,7 @@ def ase_md(potential, structures: list, steps: int, timestep_fs: float, temperat
     for k, atoms in enumerate(structures):
         atoms = atoms.copy()
         atoms.calc = calculator
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(k))
+        thermalize(atoms, temperature_K=temperature_K, rng=np.random.default_rng(k))
         Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01 / units.fs,
                  rng=np.random.default_rng(k)).run(steps)
     return time.perf_counter() - start

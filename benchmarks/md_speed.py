@@ -23,11 +23,10 @@ import ase.io
 import numpy as np
 import torch
 from ase import units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 
 from benchmarks.common import write_result
-from benchmarks.systems import aspirin, silicon
+from benchmarks.systems import aspirin, silicon, thermalize
 from mlip.calculator import MLIPCalculator
 from mlip.export import read_metadata
 from mlip.models import build_potential
@@ -64,7 +63,7 @@ def mlip_rows(model: str, sizes: list[int]) -> dict:
     for row in rows:
         row["us_per_atom_step"] = row["ms_per_step"] * 1e3 / row["atoms"]
         print("mlip", json.dumps(row), flush=True)
-    MaxwellBoltzmannDistribution(molecule, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize(molecule, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = VelocityVerlet(molecule, timestep=0.5 * units.fs)
     dynamics.run(5)
     start = time.perf_counter()

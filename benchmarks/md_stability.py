@@ -82,12 +82,12 @@ def run_md(calculator, atoms, temperature: float, picoseconds: float, timestep_f
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from benchmarks.systems import thermalize
 
     atoms = atoms.copy()
     atoms.calc = calculator
     watch = BondWatch(atoms)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(2 * seed))
+    thermalize(atoms, temperature_K=temperature, rng=np.random.default_rng(2 * seed))
     # the centre of mass fixed by a constraint (its 3 degrees of freedom leave the temperature):
     # Langevin's own fixcm=True over-heats small molecules (~700 K measured for 600 K on acac)
     atoms.set_constraint(FixCom())

@@ -31,6 +31,15 @@ def systems(sizes=(64, 512, 4096)) -> dict[str, Atoms]:
     return out
 
 
+def thermalize(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at `temperature_K` (K): ASE's `thermalize_momenta` (>= 3.28), else its
+    former name `MaxwellBoltzmannDistribution` (the MACE venv may hold an older ASE)."""
+    from ase.md import velocitydistribution
+
+    draw = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    draw(atoms, temperature_K=temperature_K, rng=rng)
+
+
 def median_call_seconds(call, n_atoms: int, warm: int = 2) -> float:
     """Median wall time of `call()` over max(3, min(30, 3000 / atoms)) timed calls after `warm` untimed ones."""
     import statistics

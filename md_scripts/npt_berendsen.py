@@ -5,15 +5,15 @@ import sys
 import ase.io
 from ase import units
 from ase.md.nptberendsen import NPTBerendsen
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from mlip.calculator import MLIPCalculator
+from mlip.simulate.md import THERMALIZE  # ASE's Maxwell-Boltzmann momenta, under its current name
 
 model, structure = sys.argv[1], sys.argv[2]
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
 atoms = ase.io.read(structure, index=0)
 atoms.calc = MLIPCalculator(model)
-MaxwellBoltzmannDistribution(atoms, temperature_K=300)
+THERMALIZE(atoms, temperature_K=300)
 dynamics = NPTBerendsen(atoms, timestep=1.0 * units.fs, temperature_K=300, pressure_au=0.0, taut=100 * units.fs,
                         taup=1000 * units.fs, compressibility_au=4.57e-5 / units.bar,
                         trajectory="npt.traj", logfile="npt.log", loginterval=20)

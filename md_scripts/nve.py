@@ -4,16 +4,17 @@ import sys
 
 import ase.io
 from ase import units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
 from mlip.calculator import MLIPCalculator
+from mlip.simulate.md import THERMALIZE  # ASE's Maxwell-Boltzmann momenta, under its current name
 
 model, structure = sys.argv[1], sys.argv[2]
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
 atoms = ase.io.read(structure, index=0)
 atoms.calc = MLIPCalculator(model)
-MaxwellBoltzmannDistribution(atoms, temperature_K=300)
+THERMALIZE(atoms, temperature_K=300)
 Stationary(atoms)
 dynamics = VelocityVerlet(atoms, timestep=0.5 * units.fs, trajectory="nve.traj", logfile="nve.log", loginterval=20)
 start = atoms.get_total_energy()

@@ -88,11 +88,12 @@ def test_unknown_element_is_named(potential):
 
 def test_nve_conserves_energy_with_kept_neighbour_list(potential, copper):
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
+    from mlip.simulate.md import THERMALIZE
+
     copper.calc = MLIPCalculator(potential, skin=0.5)
-    MaxwellBoltzmannDistribution(copper, temperature_K=300, rng=np.random.default_rng(0))
+    THERMALIZE(copper, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = VelocityVerlet(copper, timestep=1.0 * units.fs)
     start = copper.get_total_energy()
     energies = []
