@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The accuracy front on every dataset of issue 12: equivariant_medium against MACE, 12 minutes each
 # (one pinned core and one thread per package). The crystal (examples/elastic_constants.py) and MD
-# (benchmarks.md_stability) checks run on the trained models afterwards, as the README shows.
+# (benchmarks.md_stability) checks run on the trained models afterwards, as benchmarks/README.md shows.
 #   bash benchmarks/front_all.sh [MINUTES] [WORK] [SUFFIX]      (about 15 minutes per dataset on 2 cores)
 # SUFFIX (e.g. _1206) names the results accuracy_front_DATASET_SUFFIX.json, so that a dated rerun keeps the
 # results already committed under the plain dataset name.

@@ -6,7 +6,7 @@ Systems: rMD17 aspirin (default: the shipped 200-frame subset; pass the full
 `../shared/data/rmd17/aspirin_train_01.npz`), rattled periodic silicon cells of 4,096 atoms,
 and 1,000 small silicon cells of 64 atoms at a 6 Å cutoff (MPtrj-like: ~31 atoms per
 structure, MACE-MP's cutoff), written to extended XYZ so that reading is part of the
-measured pipeline. The MPtrj extrapolation in the README uses the last system.
+measured pipeline. The MPtrj extrapolation in benchmarks/README.md uses the last system.
 """
 
 from __future__ import annotations

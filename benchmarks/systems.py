@@ -36,7 +36,8 @@ def thermalize(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> 
     former name `MaxwellBoltzmannDistribution` (the MACE venv may hold an older ASE)."""
     from ase.md import velocitydistribution
 
-    draw = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    draw = (getattr(velocitydistribution, "thermalize_momenta", None)
+            or velocitydistribution.MaxwellBoltzmannDistribution)
     draw(atoms, temperature_K=temperature_K, rng=rng)
 
 

@@ -10,7 +10,7 @@ a huge `MALLOC_TRIM_THRESHOLD_` would): large blocks come from the heap, and fre
 stays with the process for the next call, as PyTorch's CUDA caching allocator does on GPUs.
 The price: the process keeps its peak memory until it exits, and the heap fragments (PyTorch's
 64-byte-aligned blocks leave small pieces between large ones): measured peak unchanged at 512 and
-4,096 Si atoms, 1.5× higher at 32,768 (README "Per-atom cost and memory").
+4,096 Si atoms, 1.5× higher at 32,768 (benchmarks/README.md "Per-atom cost and memory").
 
 mlip applies it where its own long-running work starts (`mlip.export.model_file.load`, behind the
 calculator, the CLIs and the torch-sim interface; `mlip-train`). `MLIP_KEEP_FREED_MEMORY=0` turns

@@ -117,8 +117,8 @@ class NeighbourSegments:
         for torch.compile: Inductor fuses the products into the reduction (and its gradients into theirs), so
         the (P, N·D, k, C) factor and its gradient are never stored. Eagerly it would store a larger tensor than
         the matrix product does; compiled, a whole energy + forces call of the medium model is 12–14 % faster with
-        it than with the matrix product (Si 512 and 4,096 atoms; README "The compiled neighbour sum as one fused
-        reduction").
+        it than with the matrix product (Si 512 and 4,096 atoms; benchmarks/README.md "The compiled neighbour sum as
+        one fused reduction").
 
         left (P, N·D, k, W), weight (P, N·D, C), component (N·D, k, C) → (P, N, W, C).
         """

@@ -42,7 +42,7 @@ def default_atoms_per_call(device: torch.device | str) -> int:
     large blocks were still re-mapped by the kernel every call (before `mlip.memory`),
     `equivariant_medium`'s cost per atom was 0.76 ms at 216 atoms, 0.77 at 512, 0.89 at 1,000
     and 1.54 at 4,096 (one thread, diamond Si), and 16 Si cells of 64 atoms relaxed in 51 s in
-    calls of 512 atoms against 61 s in one call (README "Batched relaxation"); with freed memory
+    calls of 512 atoms against 61 s in one call (benchmarks/README.md "Batched relaxation"); with freed memory
     kept the cost is flat, and 512-atom calls keep the heap small. On a GPU one call should hold
     as much as possible."""
     return 512 if torch.device(device).type == "cpu" else 65536
