@@ -78,3 +78,30 @@ def test_unknown_force_loss_and_bad_delta_are_refused():
         LossWeights(forces_loss="mae")
     with pytest.raises(ValueError, match="huber_delta must be positive"):
         LossWeights(forces_loss="huber", huber_delta=0.0)
+
+
+def test_unused_stresses_are_announced_once_and_only_when_unused(caplog):
+    import logging
+
+    from mlip.train.loss import unused_stress_note
+
+    labels = {"energy": 10, "forces": 10, "stress": 7}
+    with caplog.at_level(logging.INFO):
+        unused_stress_note(labels, LossWeights(1.0, 100.0, 0.0))
+    notes = [r.getMessage() for r in caplog.records if "carry stresses" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("7 training structures") and "--model.stress_weight" in notes[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        unused_stress_note(labels, LossWeights(1.0, 100.0, 10.0))  # fitted: nothing to say
+        unused_stress_note({"energy": 10, "forces": 10, "stress": 0}, LossWeights(1.0, 100.0, 0.0))  # none there
+    assert not [r for r in caplog.records if "carry stresses" in r.getMessage()]
+
+
+def test_training_defaults_are_the_measured_recipe():
+    """mlip-train without options trains what the accuracy front measured against MACE."""
+    from mlip.train.module import PotentialModule
+
+    module = PotentialModule()
+    assert module.hparams.model == "equivariant_medium"
+    assert module.hparams.plateau_patience == 50 and module.hparams.lr == 0.01
+    assert (module.weights.energy, module.weights.forces, module.weights.stress) == (1.0, 100.0, 0.0)

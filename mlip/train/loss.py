@@ -51,6 +51,15 @@ def check_labels_for_loss(labels: dict[str, int], weights: LossWeights, source: 
                      "REF_energy --forces-key REF_forces)")
 
 
+def unused_stress_note(labels: dict[str, int], weights: LossWeights) -> None:
+    """One line when the training data carry stresses that the loss does not weigh (stress_weight 0)."""
+    if weights.stress == 0 and labels.get("stress", 0) > 0:
+        from lightning.pytorch.utilities import rank_zero_info
+
+        rank_zero_info(f"{labels['stress']} training structures carry stresses, which this run does not fit; "
+                       "--model.stress_weight 10 fits them too (the accuracy front's setting, MACE's --stress_weight)")
+
+
 def force_term(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:
     """Per-atom force loss (N,) from the force errors `error` (N, 3) eV/Å; `kind` as in `LossWeights`."""
     if kind == "l2norm":  # the gradient of |e| is undefined at 0: the small floor keeps it finite

@@ -17,7 +17,7 @@ from mlip.models.build import build_potential
 from mlip.models.potential import Potential
 from mlip.models.presets import load_preset
 from mlip.train.compiled_forces import CompiledForces
-from mlip.train.loss import LossWeights, check_labels_for_loss, weighted_loss
+from mlip.train.loss import LossWeights, check_labels_for_loss, unused_stress_note, weighted_loss
 from mlip.evaluate.metrics import ErrorAccumulator
 from mlip.train.schedule import budget_fraction, cosine_factor
 from mlip.train.symmetry import SymmetryObjective, SymmetrySchedule, random_rotations
@@ -32,8 +32,9 @@ class PotentialModule(pl.LightningModule):
     evaluation use the same normalisation.
 
     Args:
-        model: preset name shipped in mlip/presets (equivariant_small, equivariant_medium,
-            equivariant_large, transformer_small) or the path of a YAML file of network options.
+        model: preset name shipped in mlip/presets (equivariant_medium, the default: the accuracy front's best
+            CPU point; equivariant_small for demos and tests, equivariant_large, transformer_small) or the path
+            of a YAML file of network options.
         model_options: overrides of the preset's options, e.g. {"radial": "mlp", "channels": 64}.
         dtype: floating-point type of the model: "float32" or "float64".
         compile: run the energy, forces and stress of training and validation steps under torch.compile
@@ -67,7 +68,8 @@ class PotentialModule(pl.LightningModule):
         lr_final_factor: the "budget" schedule's last lr as a fraction of lr.
         lr_decay_start: fraction of the budget where the "budget" schedule starts its decay (the lr
             is constant before): 0 decays from the first step.
-        plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr.
+        plateau_patience: epochs without val_loss improvement before the plateau scheduler lowers lr
+            (50, MACE's scheduler_patience and the accuracy front's setting).
         plateau_factor: factor applied to lr on a plateau.
         warmup_steps: linear learning-rate warm-up over this many optimizer steps.
         rotation_augmentation: train on a randomly rotated copy of every structure (each step,
@@ -86,14 +88,14 @@ class PotentialModule(pl.LightningModule):
             SimSiam/BYOL), which saves its backward pass: about half the objective's cost.
     """
 
-    def __init__(self, model: str = "equivariant_small", model_options: dict[str, Any] | None = None,
+    def __init__(self, model: str = "equivariant_medium", model_options: dict[str, Any] | None = None,
                  dtype: str = "float32", compile: bool = False, e0s: str | dict[str, float] = "least_squares", energy_weight: float = 1.0,
                  forces_weight: float = 100.0, forces_loss: str = "mse", huber_delta: float = 0.01,
                  stress_weight: float = 0.0, late_energy_weight: float | None = None,
                  late_start_epoch: int | None = None, late_start_fraction: float | None = None,
                  optimizer: str = "adam", lr: float = 0.01, lr_final_factor: float = 0.01,
                  lr_decay_start: float = 0.0, weight_decay: float = 0.0, amsgrad: bool = True, scheduler: str = "plateau",
-                 plateau_patience: int = 10, plateau_factor: float = 0.8, warmup_steps: int = 0,
+                 plateau_patience: int = 50, plateau_factor: float = 0.8, warmup_steps: int = 0,
                  rotation_augmentation: bool | None = None, symmetry_weight: float = 0.0, symmetry_warmup_epochs: int = 0,
                  symmetry_final_fraction: float = 1.0, symmetry_temperature: float = 0.1,
                  symmetry_level: str = "atom", symmetry_projection_dim: int = 32,
@@ -132,6 +134,7 @@ class PotentialModule(pl.LightningModule):
         if "labels" in datamodule.manifest:  # counted by every manifest mlip writes
             check_labels_for_loss(datamodule.manifest["labels"], self.weights,
                                   ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
+            unused_stress_note(datamodule.manifest["labels"], self.weights)
         self.potential = self.build_from_manifest(datamodule.manifest)
         if self.hparams.compile:
             self.compiled_forces = CompiledForces(self.potential)
