@@ -181,3 +181,25 @@ def test_mlearn_groups_become_config_types(tmp_path):
     path.write_text(json.dumps([record]))
     frame = next(read_mptrj(path, shear_order=("xy", "zx", "yz")))
     assert frame.config_type == "Elastic" and frame.to_atoms().info["config_type"] == "Elastic"
+
+
+def test_error_correlation_per_kind():
+    """front_breakdown's correlation of two models' force errors: +1 for the same errors scaled, −1 for opposite
+    ones, per kind and over all frames."""
+    from benchmarks.front_breakdown import error_correlation
+
+    rng = np.random.default_rng(0)
+    reference = []
+    for n, kind in [(4, "Liquid"), (5, "Bulk"), (3, "Liquid")]:
+        atoms = ase.Atoms("Mo" * n, positions=rng.random((n, 3)) * 4, info={"config_type": kind})
+        atoms.arrays["REF_forces"] = rng.normal(size=(n, 3))
+        reference.append(atoms)
+    error = [rng.normal(size=(len(a), 3)) for a in reference]
+    mine = [a.arrays["REF_forces"] + e for a, e in zip(reference, error)]
+    scaled = [a.arrays["REF_forces"] + 2.0 * e for a, e in zip(reference, error)]  # the same errors, larger
+    opposite = [a.arrays["REF_forces"] - e if a.info["config_type"] == "Bulk" else a.arrays["REF_forces"] + e
+                for a, e in zip(reference, error)]
+    same = error_correlation(reference, mine, scaled)
+    assert same == pytest.approx({"Bulk": 1.0, "Liquid": 1.0, "all": 1.0})
+    mixed = error_correlation(reference, mine, opposite)
+    assert mixed["Bulk"] == pytest.approx(-1.0) and mixed["Liquid"] == pytest.approx(1.0) and -1 < mixed["all"] < 1
