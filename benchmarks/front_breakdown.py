@@ -13,8 +13,9 @@ evaluated here (`mlip/*/model.mlip`); MACE's test predictions are the ones the f
 (`mace/predictions_test_*.json`, or those of `--mace OTHER_WORK`, a front run on the same split files).
 Writes benchmarks/results/front_breakdown_NAME.json and prints a table of force MAE (meV/Å) per kind
 and, where MACE's predictions are there, the Pearson correlation of every mlip model's force-error
-components with MACE's per kind: errors that two unrelated models share come from the data (too few
-such structures, or labels no local model can fit), not from either model.
+components with MACE's per kind: a high correlation says the two unrelated models fail on the same atoms,
+which points to the data (too few such structures, or labels hard for any local model) more than to either
+model; it does not by itself bound how low either error can go.
 """
 
 from __future__ import annotations
