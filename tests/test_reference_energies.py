@@ -9,7 +9,7 @@ import pytest
 import mlip.export
 import mlip.io
 from mlip.data.preprocess import preprocess
-from mlip.data.reference_energies import residual_shift, resolve_reference_energies
+from mlip.data.reference_energies import residual_shift, resolve_reference_energies, underdetermined_note
 from mlip.train.cli import main
 
 ISOLATED = {1: -13.568422178253735, 6: -1026.8538996116154, 8: -2037.796869412825}
@@ -40,6 +40,22 @@ def test_every_choice_covers_the_elements_and_its_shift_is_the_mean_residual(aca
         assert len(set(references.values())) == 1
     if isinstance(spec, str) and spec.endswith(".xyz"):
         assert references == pytest.approx(ISOLATED)
+
+
+def test_one_composition_is_flagged_as_underdetermined_and_a_mixed_set_is_not(acac, tmp_path):
+    manifest, _ = acac  # conformations of one molecule: C5H8O2 fixes one combination of three E0s
+    note = underdetermined_note(manifest)
+    assert note is not None and "only 1 of the 3" in note and "--model.e0s isolated" in note
+    rng = np.random.default_rng(0)
+    frames = []
+    for numbers in ([1, 1, 8], [6, 8], [6, 1, 1, 1, 1], [8, 8]):  # four compositions of H, C, O: rank 3
+        n = len(numbers)
+        frames.append(ase.Atoms(numbers, positions=rng.uniform(0, 4, (n, 3)) + 3 * np.arange(n)[:, None],
+                                cell=[20, 20, 20], pbc=False))
+        frames[-1].info["energy"] = -float(sum(numbers))
+    ase.io.write(tmp_path / "mixed.xyz", frames)
+    mixed = preprocess([tmp_path / "mixed.xyz"], tmp_path / "shards", cutoff=4.0, workers=1, progress=False)
+    assert mixed["labels"]["energy"] == 4 and underdetermined_note(mixed) is None
 
 
 def test_bad_choices_are_refused_with_the_reason(acac, data_dir):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from mlip.data.stats import StatSums
@@ -48,6 +49,27 @@ def resolve_reference_energies(spec: str | Mapping[Any, float], manifest: dict[s
     if missing:
         raise ValueError(f"e0s ({method}) give no energy for {', '.join(missing)}, present in the training set")
     return {z: values[z] for z in elements}, method
+
+
+def underdetermined_note(manifest: dict[str, Any]) -> str | None:
+    """One line when the training compositions cannot fix every element's least-squares E0 (e.g. the
+    conformations of one molecule: one composition, several elements), else None.
+
+    Then the least-squares E0s are the minimum-norm choice (aspirin alone gives H −875 eV): exact for
+    the training composition, meaningless per element, so energies of other compositions are off by
+    whatever the split between elements got wrong. The rank is that of the per-atom composition
+    moments Σ (n/N)(n/N)ᵀ, the same as the composition matrix's."""
+    moments = manifest.get("energy_moments")
+    if not moments or not moments.get("n_energy"):
+        return None
+    composition = np.asarray(moments["xx_per_atom_sq"], dtype=float)
+    elements = composition.shape[0]
+    rank = int(np.linalg.matrix_rank(composition, tol=1e-10 * max(float(np.abs(composition).max()), 1e-300)))
+    if rank >= elements:
+        return None
+    return (f"the training set's compositions determine only {rank} of the {elements} per-element E0s, so the "
+            f"least-squares E0s hold for these compositions only; to predict other compositions' energies give "
+            f"--model.e0s isolated, a file of isolated atoms or {{element: eV}} (average at least keeps them alike)")
 
 
 def residual_shift(manifest: dict[str, Any], references: Mapping[int, float], spec: Any) -> float:

@@ -64,6 +64,10 @@ class FinalizeRun(pl.Callback):
             return
         potential = pl_module.potential
         exported = {"weights": "final", "epoch": trainer.current_epoch}
+        if self.best is not None and self.best.epoch < 0:  # nothing validated: the final weights are exported
+            print(f"no validation epoch completed (training stopped after {trainer.global_step} steps, before the "
+                  f"first epoch's end): model.mlip has the final weights; train for at least one epoch to export "
+                  f"the best-validation ones")
         if self.best is not None and self.best.weights is not None:
             potential = copy.deepcopy(potential)
             potential.load_state_dict(self.best.weights)

@@ -11,7 +11,7 @@ import torch
 from ase.data import chemical_symbols
 from lightning.pytorch.utilities import rank_zero_info
 
-from mlip.data.reference_energies import residual_shift, resolve_reference_energies
+from mlip.data.reference_energies import residual_shift, resolve_reference_energies, underdetermined_note
 from mlip.graph.batch import GraphBatch
 from mlip.models.build import build_potential
 from mlip.models.potential import Potential
@@ -173,6 +173,9 @@ class PotentialModule(pl.LightningModule):
         shift = residual_shift(manifest, references, self.hparams.e0s)
         rank_zero_info(f"E0s ({method}): " + ", ".join(f"{chemical_symbols[z]} {e:.6f} eV" for z, e in references.items())
                        + f"; mean residual {shift:+.4f} eV/atom")
+        note = underdetermined_note(manifest) if self.hparams.e0s == "least_squares" else None
+        if note:
+            rank_zero_info("note: " + note)
         return build_potential(
             architecture, manifest["atomic_numbers"], float(manifest["cutoff"]), dtype=getattr(torch, self.hparams.dtype),
             reference_energies=references, scale=float(manifest["force_rms"]) or 1.0, shift=shift, **options,
