@@ -375,6 +375,8 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
         first = next(iter(row["test"].values()))
         axes[2].scatter(row["us_per_atom_step"], first["force_mae_meV_A"], s=30,
                         color="black" if row["package"] == "mace" else None, label=row["name"])
+        axes[2].annotate(row["name"], (row["us_per_atom_step"], first["force_mae_meV_A"]), fontsize=7,
+                         xytext=(4, 4), textcoords="offset points")
     labels = [("validation energy MAE (meV/atom)", "wall time (min), one core each"),
               ("validation force MAE (meV/Å)", "wall time (min), one core each"),
               (f"test force MAE (meV/Å), {next(iter(rows[0]['test']))}", "inference cost (µs per atom-step, 1 thread)")]
