@@ -163,6 +163,34 @@ def test_float32_is_invariant_to_1e_5(spec, systems):
     np.testing.assert_allclose(turned["forces"], base["forces"] @ q.T, atol=1e-5 * np.abs(base["forces"]).max())
 
 
+def test_dropout_masks_keep_the_energy_invariant_and_evaluation_is_the_plain_model(systems):
+    """Equivariant dropout (training only): every mask drops whole irreps of an atom, so with the same
+    mask a rotated crystal gets the same energy (float64, 1e-10); two masks give different energies;
+    in evaluation mode the model equals the same weights without dropout."""
+    options = {**SMALL, "lmax": 1, "sh_lmax": [3, 2], "a_lmax": [3, 2], "species_product": True}
+    dropped, plain = make(("equivariant", {**options, "dropout": 0.3})), make(("equivariant", options))
+    plain.load_state_dict(dropped.state_dict())
+    frame = systems["crystal"]
+    q = random_orthogonal(5, True)
+    turned_frame = moved(frame, frame.positions @ q.T, frame.cell @ q.T)
+    dropped.train()
+    try:
+        torch.manual_seed(3)
+        base = evaluate(dropped, frame)
+        torch.manual_seed(3)
+        turned = evaluate(dropped, turned_frame)
+        torch.manual_seed(4)
+        other_mask = evaluate(dropped, frame)
+    finally:
+        dropped.eval()
+    assert abs(turned["energy"][0] - base["energy"][0]) <= 1e-10 * abs(base["energy"][0])
+    np.testing.assert_allclose(turned["forces"], base["forces"] @ q.T, atol=1e-10 * np.abs(base["forces"]).max())
+    assert abs(other_mask["energy"][0] - base["energy"][0]) > 1e-6
+    np.testing.assert_allclose(evaluate(dropped, frame)["energy"], evaluate(plain, frame)["energy"], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="dropout"):
+        make(("equivariant", {**options, "dropout": 1.0}))
+
+
 def test_unknown_element_is_refused(potential):
     from mlip.io import Frame
 

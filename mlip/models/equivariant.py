@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
+from e3nn.nn import Dropout
 from torch import nn
 
 from mlip.nn.frozen import FrozenDenseLinear
@@ -41,7 +42,9 @@ class EquivariantNetwork(nn.Module):
     e.g. [2, 3] for l = 3 only in the last layer's neighbour sum), and `species_product=True` makes
     the product basis' path weights element-dependent (as MACE's symmetric contraction);
     `product="gaunt"` computes the product basis on a sphere grid (`mlip.nn.gaunt`) instead of
-    with channel-wise Clebsch-Gordan products.
+    with channel-wise Clebsch-Gordan products. `dropout` > 0 zeroes each irrep of each atom's
+    features between blocks with that probability while training (e3nn's equivariant dropout; a
+    regulariser for small training sets, off in evaluation).
 
     Inputs are species indices and edge vectors only, so the energy is invariant to
     translations by construction and to rotations/reflections through e3nn's exact algebra.
@@ -63,8 +66,10 @@ class EquivariantNetwork(nn.Module):
                  radial_hidden: tuple[int, ...] = (64, 64), avg_num_neighbors: float = 10.0,
                  nonlinearity: str = "gate", readout_hidden: int = 16, a_lmax: int | list[int] | None = None,
                  species_product: bool = False, product: str = "tensor", envelope_exponent: int = 5,
-                 trainable_basis: bool = False):
+                 trainable_basis: bool = False, dropout: float = 0.0):
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0 <= lmax <= 3:
             raise ValueError(f"lmax must be between 0 and 3, got {lmax}")
         if num_layers < 1:
@@ -79,6 +84,7 @@ class EquivariantNetwork(nn.Module):
         self.embedding = FrozenDenseLinear(o3.Irreps(f"{num_species}x0e"), scalars)
         self.blocks = nn.ModuleList()
         self.readouts = nn.ModuleList()
+        self.dropouts = nn.ModuleList()
         irreps = scalars
         radial_settings = RadialSettings(float(cutoff), radial, num_basis, tuple(radial_hidden), int(envelope_exponent),
                                          bool(trainable_basis))
@@ -93,6 +99,9 @@ class EquivariantNetwork(nn.Module):
                                      FrozenDenseLinear(o3.Irreps(f"{readout_hidden}x0e"), o3.Irreps("0e")))
                        if last else FrozenDenseLinear(irreps_out, o3.Irreps("0e")))
             self.readouts.append(readout)
+            # equivariant dropout between blocks: whole irreps (a channel's scalar, vector, ...) of an atom
+            # are zeroed together, so every sample of the mask keeps the energy invariant; off in eval mode
+            self.dropouts.append(Dropout(irreps_out, dropout) if dropout > 0 and not last else nn.Identity())
             irreps = irreps_out
         # neighbour sums as per-atom matrix products (`NeighbourSegments`) where the layout pays; a
         # scatter sum otherwise and under torch.compile / torch.export. Not an option of the model:
@@ -118,7 +127,7 @@ class EquivariantNetwork(nn.Module):
         if segments is not None:  # the convolutions' per-edge inputs laid out per receiver once, for every layer
             edge_sh, senders = segments.pad(edge_sh, 0), segments.pad(senders, 0)
         energy = torch.zeros(species.shape[0], dtype=edge_vectors.dtype, device=edge_vectors.device)
-        for block, readout in zip(self.blocks, self.readouts):
-            node_feats = block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments, pair)
+        for block, readout, dropout in zip(self.blocks, self.readouts, self.dropouts):
+            node_feats = dropout(block(node_feats, onehot, edge_sh, lengths, receivers, senders, segments, pair))
             energy = energy + readout(node_feats).squeeze(-1)
         return energy
