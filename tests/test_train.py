@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -204,13 +205,20 @@ def test_weight_decay_spares_the_energy_scale_and_shift():
     assert torch.allclose(after[weight], before[weight] * (1 - module.hparams.lr * 0.1))
 
 
-def test_a_run_stopped_before_its_first_validation_says_so_and_exports_its_final_weights(data_dir, tmp_path, capsys):
+def test_a_run_stopped_before_its_first_validation_says_so_and_exports_its_final_weights(data_dir, tmp_path, capsys,
+                                                                                         caplog):
     run = tmp_path / "run"  # 180 training frames in batches of 10: 18 steps per epoch, stopped after 5
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(_args(run, data_dir / "rmd17_aspirin_train200.npz", "--trainer.max_steps", "5"))
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "no validation epoch completed (training stopped after 5 steps" in out and "validation MAE:" in out
+    # one line on the model instead of Lightning's summary table (whose FLOPs column reads 0)
+    logged = out + captured.err + caplog.text
+    assert re.search(r"built \S+ \(equivariant\): [\d,]+ trainable parameters, float32, elements H C O, cutoff 4 Å",
+                     logged)
+    assert "FLOPs" not in logged
     assert not any("could not find the monitored key" in str(w.message) for w in caught)
     model = mlip.export.load(run / "model.mlip")
     assert model is not None

@@ -56,6 +56,9 @@ class TrainCLI(LightningCLI):
                             help="delete run_dir's previous run (checkpoints, logs, model; not the preprocessed "
                                  "data) and train from scratch")
         parser.link_arguments("run_dir", "data.cache_dir", compute_fn=lambda run: str(Path(run) / "data"))
+        # the model's one line (name, trainable parameters, dtype, elements, cutoff) is printed when it is built;
+        # Lightning's table adds one row and a FLOPs column that reads 0 without an example input
+        parser.set_defaults({"trainer.enable_model_summary": False})
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config

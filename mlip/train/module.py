@@ -176,10 +176,16 @@ class PotentialModule(pl.LightningModule):
         note = underdetermined_note(manifest) if self.hparams.e0s == "least_squares" else None
         if note:
             rank_zero_info("note: " + note)
-        return build_potential(
+        potential = build_potential(
             architecture, manifest["atomic_numbers"], float(manifest["cutoff"]), dtype=getattr(torch, self.hparams.dtype),
             reference_energies=references, scale=float(manifest["force_rms"]) or 1.0, shift=shift, **options,
         )
+        parameters = sum(p.numel() for p in potential.parameters() if p.requires_grad)
+        rank_zero_info(f"built {self.hparams.model} ({architecture}): {parameters:,} trainable parameters, "
+                       f"{self.hparams.dtype}, elements "
+                       + " ".join(chemical_symbols[z] for z in manifest["atomic_numbers"])
+                       + f", cutoff {float(manifest['cutoff']):g} Å")
+        return potential
 
     def forward(self, batch: GraphBatch, **options: Any) -> dict[str, torch.Tensor]:
         return self.potential(batch, **options)
