@@ -401,6 +401,12 @@ def plot(rows: list[dict], title: str, out: Path) -> Path:
     return out
 
 
+def earlier_result(name: str, results: Path = RESULTS) -> Path | None:
+    """The result file a run named `name` would replace (accuracy_front_NAME.json), if it exists."""
+    path = results / f"accuracy_front_{name}.json"
+    return path if path.exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="a dataset of ../shared/data")
@@ -429,6 +435,8 @@ def main() -> None:
                         help="train nothing: evaluate the runs already finished in --work (same variants), "
                              "e.g. after an interrupted evaluation")
     parser.add_argument("--replot", metavar="RESULT_JSON", type=Path, help="only redraw the PNG of a result file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier result of the same --name (refused otherwise)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that run_jobs stops its jobs
     if args.replot:
@@ -444,6 +452,9 @@ def main() -> None:
     else:
         parser.error("give --dataset or both --train and --test")
     name = args.name or args.dataset
+    clash = earlier_result(name)
+    if clash and not (args.overwrite or args.evaluate_only):
+        parser.error(f"{clash} holds an earlier result named '{name}': pick another --name or pass --overwrite")
     if args.evaluate_only and not (args.work and args.work.is_dir()):
         parser.error("--evaluate-only needs the --work folder of a previous run")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"mlip_front_{name}_"))

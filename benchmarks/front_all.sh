@@ -4,7 +4,8 @@
 # (benchmarks.md_stability) checks run on the trained models afterwards, as benchmarks/README.md shows.
 #   bash benchmarks/front_all.sh [MINUTES] [WORK] [SUFFIX]      (about 15 minutes per dataset on 2 cores)
 # SUFFIX (e.g. _1206) names the results accuracy_front_DATASET_SUFFIX.json, so that a dated rerun keeps the
-# results already committed under the plain dataset name.
+# results already committed under the plain dataset name. A name that already has a result is refused (the harness's
+# --overwrite replaces it): pick a new SUFFIX for a rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-12}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import ase.io
 import numpy as np
 import pytest
 
-from benchmarks.accuracy_front import (errors, finished_runs, least_squares_e0s, mace_command, mace_curve, mlip_command, prepare,
+from benchmarks.accuracy_front import (earlier_result, errors, finished_runs, least_squares_e0s, mace_command, mace_curve, mlip_command, prepare,
                                        run_jobs, time_to_reach, variant_options)
 
 
@@ -203,3 +205,16 @@ def test_error_correlation_per_kind():
     assert same == pytest.approx({"Bulk": 1.0, "Liquid": 1.0, "all": 1.0})
     mixed = error_correlation(reference, mine, opposite)
     assert mixed["Bulk"] == pytest.approx(-1.0) and mixed["Liquid"] == pytest.approx(1.0) and -1 < mixed["all"] < 1
+
+
+def test_a_run_refuses_to_replace_an_earlier_result_of_the_same_name(tmp_path):
+    """A result of the same --name is named (so the harness can refuse it without --overwrite); a new name is free."""
+    assert earlier_result("aspirin_x", tmp_path) is None
+    (tmp_path / "accuracy_front_aspirin_x.json").write_text("{}")
+    assert earlier_result("aspirin_x", tmp_path) == tmp_path / "accuracy_front_aspirin_x.json"
+    assert earlier_result("aspirin_y", tmp_path) is None
+    run = subprocess.run([sys.executable, "-m", "benchmarks.accuracy_front", "--dataset", "aspirin", "--name",
+                          "aspirin_1206", "--work", str(tmp_path / "work")], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 2 and "holds an earlier result named 'aspirin_1206'" in run.stderr
+    assert "--overwrite" in run.stderr and not (tmp_path / "work").exists()
