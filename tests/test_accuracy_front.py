@@ -213,8 +213,10 @@ def test_a_run_refuses_to_replace_an_earlier_result_of_the_same_name(tmp_path):
     (tmp_path / "accuracy_front_aspirin_x.json").write_text("{}")
     assert earlier_result("aspirin_x", tmp_path) == tmp_path / "accuracy_front_aspirin_x.json"
     assert earlier_result("aspirin_y", tmp_path) is None
+    root = Path(__file__).resolve().parents[1]
+    kept = sorted((root / "benchmarks" / "results").glob("accuracy_front_*.json"))[0]  # a committed result
+    name = kept.stem.removeprefix("accuracy_front_")
     run = subprocess.run([sys.executable, "-m", "benchmarks.accuracy_front", "--dataset", "aspirin", "--name",
-                          "aspirin_1206", "--work", str(tmp_path / "work")], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert run.returncode == 2 and "holds an earlier result named 'aspirin_1206'" in run.stderr
+                          name, "--work", str(tmp_path / "work")], capture_output=True, text=True, cwd=root)
+    assert run.returncode == 2 and f"holds an earlier result named '{name}'" in run.stderr
     assert "--overwrite" in run.stderr and not (tmp_path / "work").exists()
