@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
            "--data.val_fraction", "0.1", "--data.batch_size", "4", "--model.model", "equivariant_small",
            "--model.dtype", "float64", "--model.energy_weight", "10", "--model.forces_weight", "10",
            "--model.stress_weight", "10000", "--model.lr", "0.005", *budget, "--trainer.enable_progress_bar",
-           "false", "--trainer.enable_model_summary", "false"])
+           "false"])
     emt = lattice_and_bulk_modulus(EMT())
     mlip_model = lattice_and_bulk_modulus(MLIPCalculator(args.out / "run" / "model.mlip"))
     result = {"emt": {"lattice_A": emt[0], "bulk_modulus_GPa": emt[1]},

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train(["--run_dir", str(out / "run"), "--data.train", str(ROOT / "data" / "rmd17_aspirin_train200.npz"),
            "--data.val_fraction", "0.1", "--data.batch_size", "5", "--data.cutoff", "5.0",
            "--model.model", str(preset), "--trainer.max_epochs", str(args.epochs),
-           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+           "--trainer.enable_progress_bar", "false"])
     potential = mlip.load(out / "run" / "model.mlip")
     frames = mlip.io.read(ROOT / "data" / "rmd17_aspirin_test100.npz")[:10]
     errors = []

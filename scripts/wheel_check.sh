@@ -24,8 +24,7 @@ BIN="$WORK/venv/bin"
 "$BIN/mlip-train" --version
 "$BIN/mlip-preprocess" rmd17_aspirin_train200.npz --cutoff 5.0 --out shards --require energy forces --quiet
 "$BIN/mlip-train" --run_dir run --data.train shards --data.val_fraction 0.1 --data.batch_size 5 --data.cutoff 5.0 \
-    --model.model equivariant_small --trainer.max_steps 20 --trainer.enable_progress_bar false \
-    --trainer.enable_model_summary false
+    --model.model equivariant_small --trainer.max_steps 20 --trainer.enable_progress_bar false
 "$BIN/mlip-eval" run/model.mlip rmd17_aspirin_test100.npz --out eval
 "$BIN/python" -c "import ase.io, mlip.io; ase.io.write('two.xyz', [f.to_atoms() for f in mlip.io.read('rmd17_aspirin_test100.npz')[:2]])"
 "$BIN/mlip-relax" run/model.mlip two.xyz --out relax --fmax 0.1 --max-steps 50
