@@ -5,10 +5,15 @@ settings were chosen on (the shared sets are one element or rMD17 molecules).
     python -m benchmarks.accuracy_front --train emt_alloy/train.xyz --test emt_alloy/test.xyz --minutes 12 \
         --name emt_alloy --mace-python .bench/mace/bin/python \
         --read-options '{"energy_key": "REF_energy", "forces_key": "REF_forces", "stress_key": "REF_stress"}'
+    python -m benchmarks.emt_alloy --kind surface --out emt_surface   # slabs: periodic in x and y only
 
-Each structure: a 32-atom fcc Cu-Ni-Au cell (2×2×2 conventional; 50 / 30 / 20 % of the sites drawn at
+Each bulk structure: a 32-atom fcc Cu-Ni-Au cell (2×2×2 conventional; 50 / 30 / 20 % of the sites drawn at
 random), its cell strained by a random matrix (components σ = 2 %) and its atoms displaced (σ = 0.12 Å);
 energy (eV), forces (eV/Å) and stress (eV/Å³, ASE's sign) from EMT, under MACE's key names.
+Each surface structure (`--kind surface`): a slab of the same alloy, (100) or (111) at random, 2×2 surface
+cells and 4–6 layers (16–24 atoms) with 8 Å of vacuum on each side, periodic in the surface plane only
+(pbc T T F), one adatom in half of them, strained in plane (σ = 2 %) and displaced (σ = 0.12 Å); energy and
+forces only (a stress of a cell that is half vacuum is not a material property).
 """
 
 from __future__ import annotations
@@ -21,21 +26,40 @@ import numpy as np
 ELEMENTS, SHARES = (29, 28, 79), (0.5, 0.3, 0.2)
 
 
-def structures(count: int, rng: np.random.Generator) -> list:
-    """`count` EMT-labelled random Cu-Ni-Au cells (ase.Atoms with REF_energy, REF_forces, REF_stress)."""
+def slab(rng: np.random.Generator):
+    """A random (100) or (111) Cu slab, 2×2 surface cells, 4–6 layers, 8 Å vacuum each side, half with an adatom."""
+    from ase.build import add_adsorbate, fcc100, fcc111
+
+    build, site = (fcc100, "hollow") if rng.random() < 0.5 else (fcc111, "fcc")
+    atoms = build("Cu", size=(2, 2, int(rng.integers(4, 7))), a=3.7, vacuum=8.0)
+    if rng.random() < 0.5:
+        add_adsorbate(atoms, "Cu", 1.9, site)
+        atoms.center(vacuum=8.0, axis=2)
+    atoms.info.pop("adsorbate_info", None)  # ASE's site table: not a label, and extended XYZ cannot hold it
+    return atoms
+
+
+def structures(count: int, rng: np.random.Generator, kind: str = "bulk") -> list:
+    """`count` EMT-labelled random Cu-Ni-Au structures: ase.Atoms with REF_energy (eV), REF_forces (eV/Å) and,
+    for bulk cells, REF_stress (eV/Å³); `kind` "bulk" (periodic cells) or "surface" (slabs, pbc T T F)."""
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
     images = []
     for _ in range(count):
-        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 2))
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 2)) if kind == "bulk" else slab(rng)
         atoms.numbers = rng.choice(ELEMENTS, size=len(atoms), p=SHARES)
-        atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))), scale_atoms=True)
+        strain = np.eye(3) + rng.normal(0, 0.02, (3, 3))
+        if kind == "surface":  # in plane only: the vacuum axis keeps its length and direction
+            strain[2], strain[:, 2] = (0.0, 0.0, 1.0), (0.0, 0.0, 1.0)
+        atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
         atoms.positions += rng.normal(0, 0.12, atoms.positions.shape)
         atoms.calc = EMT()
-        energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        if kind == "bulk":
+            atoms.info["REF_stress"] = atoms.get_stress(voigt=False)
         atoms.calc = None
-        atoms.info["REF_energy"], atoms.info["REF_stress"] = energy, stress
+        atoms.info["REF_energy"] = energy
         atoms.arrays["REF_forces"] = forces
         images.append(atoms)
     return images
@@ -46,6 +70,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for train.xyz and test.xyz")
     parser.add_argument("--train", type=int, default=200, help="training structures (the front takes 10 %% for validation)")
     parser.add_argument("--test", type=int, default=40, help="test structures")
+    parser.add_argument("--kind", choices=["bulk", "surface"], default="bulk",
+                        help="periodic bulk cells (default) or slabs periodic in the surface plane only")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     import ase.io
@@ -53,7 +79,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, count in (("train", args.train), ("test", args.test)):
-        ase.io.write(args.out / f"{name}.xyz", structures(count, rng), format="extxyz")
+        ase.io.write(args.out / f"{name}.xyz", structures(count, rng, args.kind), format="extxyz")
     print(f"wrote {args.out / 'train.xyz'} ({args.train}) and {args.out / 'test.xyz'} ({args.test})")
 
 
