@@ -1,6 +1,6 @@
 """Compiled training (`mlip.train.compiled_forces`): energies, forces, stress and the loss gradients
 with respect to every weight equal eager autograd's (float64 to 1e-9), for a batch of a triclinic
-crystal and a molecule, with the ZBL prior; a compiler error is caught by the first-call check;
+crystal and a molecule, with the ZBL prior and dropout (the same masks); a compiler error is caught by the first-call check;
 networks that see whole structures are refused."""
 
 from __future__ import annotations
@@ -30,13 +30,20 @@ def _small_model_batch_and_compiled():
 
 def test_compiled_training_forces_stress_and_weight_gradients_match_eager():
     torch.manual_seed(0)
+    # with dropout: its masks are drawn in the compiled graph as eagerly (same generator state, same masks), and
+    # the first-call check replays them (before, e3nn's Dropout failed to compile and training fell back to eager)
     potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, channels=8, lmax=1,
                                 avg_num_neighbors=20.0, reference_energies={"H": -1.0, "Cu": -3.0},
-                                learn_scale_shift=True, repulsion="zbl").train()
+                                learn_scale_shift=True, repulsion="zbl", dropout=0.3).train()
     batch = _batch(potential.cutoff)
     compiled = CompiledForces(potential)
+    torch.manual_seed(7)
     eager = potential(batch, forces=True, stress=True, create_graph=True)
+    torch.manual_seed(7)
     out = compiled(batch, stress=True)
+    assert not compiled.eager  # compiled, and it agreed with eager autograd on its first call
+    torch.manual_seed(8)
+    assert not torch.allclose(potential(batch, forces=True)["forces"], eager["forces"])  # the masks do matter
     for key in ("energy", "node_energy", "forces"):
         torch.testing.assert_close(out[key], eager[key], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=1e-9)

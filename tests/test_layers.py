@@ -271,3 +271,20 @@ def test_transformer_environment_invariants_are_rotation_invariant_and_angular(l
     assert not torch.allclose(angles[0, 4:], angles[1, 4:])
     with pytest.raises(ValueError, match="environment_lmax"):
         TransformerNetwork(2, 5.0, environment_lmax=4)
+
+
+def test_irrep_dropout_drops_whole_irreps_and_keeps_the_mean():
+    from mlip.nn.dropout import IrrepDropout
+
+    irreps = o3.Irreps("3x0e + 2x1o + 1x2e")
+    dropout = IrrepDropout(irreps, 0.25).train()
+    x = torch.ones(20000, irreps.dim, dtype=torch.float64)
+    torch.manual_seed(0)
+    y = dropout(x)
+    assert set(torch.unique(y).tolist()) == {0.0, 1.0 / 0.75}
+    vectors, tensor = y[:, 3:9].reshape(-1, 2, 3), y[:, 9:14]
+    assert (vectors == vectors[..., :1]).all() and (tensor == tensor[:, :1]).all()  # an irrep's components together
+    assert abs(float((y[:, :3] == 0).double().mean()) - 0.25) < 0.01 and abs(float(y.mean()) - 1.0) < 0.01
+    assert torch.equal(dropout.eval()(x), x) and not list(dropout.state_dict())  # identity in eval; nothing saved
+    with pytest.raises(ValueError, match="dropout"):
+        IrrepDropout(irreps, 1.0)

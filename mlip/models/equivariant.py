@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
-from e3nn.nn import Dropout
 from torch import nn
 
+from mlip.nn.dropout import IrrepDropout
 from mlip.nn.frozen import FrozenDenseLinear
 from mlip.nn.interaction import InteractionBlock
 from mlip.nn.irreps import hidden_irreps
@@ -43,8 +43,8 @@ class EquivariantNetwork(nn.Module):
     the product basis' path weights element-dependent (as MACE's symmetric contraction);
     `product="gaunt"` computes the product basis on a sphere grid (`mlip.nn.gaunt`) instead of
     with channel-wise Clebsch-Gordan products. `dropout` > 0 zeroes each irrep of each atom's
-    features between blocks with that probability while training (e3nn's equivariant dropout; a
-    regulariser for small training sets, off in evaluation).
+    features between blocks with that probability while training (equivariant dropout, `IrrepDropout`; a
+    regulariser for small training sets, off in evaluation, traced by torch.compile).
 
     Inputs are species indices and edge vectors only, so the energy is invariant to
     translations by construction and to rotations/reflections through e3nn's exact algebra.
@@ -101,7 +101,7 @@ class EquivariantNetwork(nn.Module):
             self.readouts.append(readout)
             # equivariant dropout between blocks: whole irreps (a channel's scalar, vector, ...) of an atom
             # are zeroed together, so every sample of the mask keeps the energy invariant; off in eval mode
-            self.dropouts.append(Dropout(irreps_out, dropout) if dropout > 0 and not last else nn.Identity())
+            self.dropouts.append(IrrepDropout(irreps_out, dropout) if dropout > 0 and not last else nn.Identity())
             irreps = irreps_out
         # neighbour sums as per-atom matrix products (`NeighbourSegments`) where the layout pays; a
         # scatter sum otherwise and under torch.compile / torch.export. Not an option of the model:

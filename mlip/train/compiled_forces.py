@@ -21,6 +21,10 @@ Compiling is slow on a CPU (the medium model's graph: ~4 minutes on one core, co
 so the number of graphs is kept down: the neighbour layout's degree only grows
 (`GrowingCompiledLayout`), and calls without gradient (validation) run the training graph with
 gradients enabled and detach what it returns, instead of compiling an inference graph of their own.
+
+Random ops (the network's `dropout`) draw from torch's global generator inside the compiled graph as they do
+eagerly (Inductor's `fallback_random`), and the first-call check replays the generator's state from before the
+compiled call, so the check compares the same dropout masks.
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ from mlip.nn.gather import plain_gathers
 from mlip.nn.segments import GrowingCompiledLayout
 
 
+def generator_state(device: torch.device) -> torch.Tensor:
+    """The state of the default random generator that ops on `device` draw from."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def set_generator_state(device: torch.device, state: torch.Tensor) -> None:
+    """Restore `generator_state(device)`."""
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
 class CompiledForces:
     """`potential`'s energies (B,), per-atom energies (N,), forces (N, 3) and stress (B, 3, 3) under
     torch.compile (Inductor, dynamic atom and edge counts), differentiable with respect to the weights:
@@ -55,7 +72,8 @@ class CompiledForces:
         self.checked: set[int | None] = set()  # graphs (layout degree) whose first call was compared with eager
         self.layout = GrowingCompiledLayout()
         self.eager = False  # set when that comparison failed: every call is then `potential.forward`
-        self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True, options=INDUCTOR_OPTIONS)
+        self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True,
+                                       options={**INDUCTOR_OPTIONS, "fallback_random": True})
 
     def __deepcopy__(self, memo: dict) -> "CompiledForces":
         # a copy compiles again for the copied weights (Lightning deep-copies the module for its EMA)
@@ -85,6 +103,7 @@ class CompiledForces:
             print(f"compiled training: compiling the training graph (minutes on a first run on this machine; later "
                   f"runs of the same model reuse the compiler cache in {cache_dir()})", flush=True)
         start = time.perf_counter()
+        random_state = generator_state(p.device)  # what the first-call check replays (dropout masks)
         try:
             with torch.enable_grad():  # one graph for training and validation: see the module's note
                 out, graph = self._compiled_call(batch, stress)
@@ -99,16 +118,25 @@ class CompiledForces:
             print(f"compiled training: graph for neighbour degree {graph} ready after "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
             self.checked.add(graph)
-            self.eager = not self._agrees_with_eager(batch, out, stress)
+            self.eager = not self._agrees_with_eager(batch, out, stress, random_state)
             if self.eager:
                 return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
         return out
 
-    def _agrees_with_eager(self, batch: GraphBatch, out: dict[str, torch.Tensor], stress: bool) -> bool:
+    def _agrees_with_eager(self, batch: GraphBatch, out: dict[str, torch.Tensor], stress: bool,
+                           random_state: torch.Tensor | None = None) -> bool:
         """Whether the compiled forces (and stress) equal eager autograd's to float rounding (relative to
-        the largest value, 1e-4 in float32, 1e-9 in float64); warns when not."""
-        with torch.enable_grad():
-            expected = self.potential(batch, forces=True, stress=stress, create_graph=False)
+        the largest value, 1e-4 in float32, 1e-9 in float64); warns when not. The eager call starts from the
+        compiled call's `random_state` (the same dropout masks), if given; the generator then goes on where it was."""
+        device = self.potential.device
+        after = generator_state(device)
+        if random_state is not None:
+            set_generator_state(device, random_state)
+        try:
+            with torch.enable_grad():
+                expected = self.potential(batch, forces=True, stress=stress, create_graph=False)
+        finally:
+            set_generator_state(device, after)
         tolerance = 1e-9 if self.potential.dtype == torch.float64 else 1e-4
         for key, unit in (("forces", "eV/Å"), ("stress", "eV/Å³"))[:1 + stress]:
             reference, got = expected[key].detach(), out[key].detach()
