@@ -2,8 +2,8 @@
 
     python -m benchmarks.front_table aspirin ethanol acac mlearn_si mlearn_mo si_mo2023
 
-For each dataset and test file: mlip's first variant against MACE, both trained for the same
-wall time on their own core: test force and energy errors (raw and offset-removed), stress
+For each dataset and test file: every mlip variant of the result against MACE (the variant's name after the
+dataset's where a result has several), both trained for the same wall time on their own core: test force and energy errors (raw and offset-removed), stress
 where labelled, the time mlip needed to reach MACE's final validation force MAE, inference
 cost per atom-step and the CPU seconds each job used.
 """
@@ -22,7 +22,13 @@ def rows_for(name: str) -> list[str]:
         return [f"| {name} | (not run: {path.name} missing) |"]
     result = json.loads(path.read_text())["results"]
     mace = next((r for r in result["rows"] if r["package"] == "mace"), None)
-    mlip = next(r for r in result["rows"] if r["package"] == "mlip")
+    variants = [r for r in result["rows"] if r["package"] == "mlip"]
+    return [line for mlip in variants
+            for line in variant_rows(name if len(variants) == 1 else f"{name}: {mlip['name']}", mlip, mace)]
+
+
+def variant_rows(label: str, mlip: dict, mace: dict | None) -> list[str]:
+    """One Markdown row per test file of one mlip variant (`mlip`, a result row) beside MACE's row, if any."""
     lines = []
     for test, e in mlip["test"].items():
         m = mace["test"][test] if mace else {}
@@ -37,7 +43,7 @@ def rows_for(name: str) -> list[str]:
 
         ratio = f"{e['force_mae_meV_A'] / m['force_mae_meV_A']:.2f}" if m else "–"
         lines.append(
-            f"| {name} | {test} | {mlip['epochs']} / {mace['epochs'] if mace else '–'} | {pair('force_mae_meV_A')} | "
+            f"| {label} | {test} | {mlip['epochs']} / {mace['epochs'] if mace else '–'} | {pair('force_mae_meV_A')} | "
             f"**{ratio}** | {pair('energy_mae_meV')} | {pair('energy_mae_offset_removed_meV')} | "
             f"{pair('stress_mae_meV_A3', 2)} | {'–' if reach is None else f'{reach / 60:.1f}'} | "
             f"{mlip['us_per_atom_step']:.0f} / {mace['us_per_atom_step'] if mace else float('nan'):.0f} | "

@@ -30,3 +30,20 @@ def test_table_lists_every_kind_per_model():
     lines = text.splitlines()
     assert lines[0] == "| file | model | A | B | all |"
     assert lines[2] == "| test | mlip | 10.0 (2) | 30.0 (1) | 16.7 |" and lines[3] == "| test | MACE | 10.0 (2) |  | 20.0 |"
+
+
+def test_front_table_lists_every_mlip_variant_beside_mace(tmp_path, monkeypatch):
+    import benchmarks.front_table as front_table
+
+    def row(package, name, force, epochs):
+        return {"package": package, "name": name, "epochs": epochs, "cpu_s": 720.0, "us_per_atom_step": 500.0,
+                "test": {"test": {"force_mae_meV_A": force, "energy_mae_meV": 2.0, "energy_mae_offset_removed_meV": 1.0}}}
+
+    rows = [row("mlip", "medium", 10.0, 40), row("mlip", "large", 8.0, 12), row("mace", "MACE", 20.0, 15)]
+    (tmp_path / "accuracy_front_two.json").write_text(json.dumps({"results": {"rows": rows}}))
+    (tmp_path / "accuracy_front_one.json").write_text(json.dumps({"results": {"rows": rows[:1] + rows[2:]}}))
+    monkeypatch.setattr(front_table, "RESULTS", tmp_path)
+    two = front_table.rows_for("two")
+    assert [line.split(" | ")[0] for line in two] == ["| two: medium", "| two: large"]
+    assert "**0.50**" in two[0] and "**0.40**" in two[1] and "40 / 15" in two[0]
+    assert front_table.rows_for("one")[0].startswith("| one | test | 40 / 15 |")  # one variant: the dataset alone
