@@ -6,6 +6,7 @@ settings were chosen on (the shared sets are one element or rMD17 molecules).
         --name emt_alloy --mace-python .bench/mace/bin/python \
         --read-options '{"energy_key": "REF_energy", "forces_key": "REF_forces", "stress_key": "REF_stress"}'
     python -m benchmarks.emt_alloy --kind surface --out emt_surface   # slabs: periodic in x and y only
+    python -m benchmarks.emt_alloy --kind liquid --out emt_liquid     # molten cells from EMT Langevin MD
 
 Each bulk structure: a 32-atom fcc Cu-Ni-Au cell (2×2×2 conventional; 50 / 30 / 20 % of the sites drawn at
 random), its cell strained by a random matrix (components σ = 2 %) and its atoms displaced (σ = 0.12 Å);
@@ -14,6 +15,9 @@ Each surface structure (`--kind surface`): a slab of the same alloy, (100) or (1
 cells and 4–6 layers (16–24 atoms) with 8 Å of vacuum on each side, periodic in the surface plane only
 (pbc T T F), one adatom in half of them, strained in plane (σ = 2 %) and displaced (σ = 0.12 Å); energy and
 forces only (a stress of a cell that is half vacuum is not a material property).
+Each liquid structure (`--kind liquid`): a bulk cell as above expanded by 5 % in volume, then 300 steps of 2 fs
+of EMT Langevin MD at 2,500 K (far above EMT copper's melting point, ~1,350 K) from its own random start, the
+last frame labelled as the bulk cells are (energy, forces, stress).
 """
 
 from __future__ import annotations
@@ -39,15 +43,28 @@ def slab(rng: np.random.Generator):
     return atoms
 
 
+def melt(atoms, rng: np.random.Generator, temperature_K: float = 2500.0, steps: int = 300) -> None:
+    """Expand `atoms` (calculator attached) by 5 % in volume and run EMT Langevin MD at `temperature_K`, in place."""
+    from ase import units
+    from ase.md.langevin import Langevin
+
+    from benchmarks.systems import thermalize
+
+    atoms.set_cell(atoms.cell.array * 1.05 ** (1 / 3), scale_atoms=True)
+    thermalize(atoms, temperature_K=temperature_K, rng=rng)
+    Langevin(atoms, timestep=2 * units.fs, temperature_K=temperature_K, friction=0.02 / units.fs, rng=rng).run(steps)
+
+
 def structures(count: int, rng: np.random.Generator, kind: str = "bulk") -> list:
     """`count` EMT-labelled random Cu-Ni-Au structures: ase.Atoms with REF_energy (eV), REF_forces (eV/Å) and,
-    for bulk cells, REF_stress (eV/Å³); `kind` "bulk" (periodic cells) or "surface" (slabs, pbc T T F)."""
+    for periodic cells, REF_stress (eV/Å³); `kind` "bulk" (strained, rattled crystals), "liquid" (molten cells)
+    or "surface" (slabs, pbc T T F)."""
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
     images = []
     for _ in range(count):
-        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 2)) if kind == "bulk" else slab(rng)
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 2)) if kind != "surface" else slab(rng)
         atoms.numbers = rng.choice(ELEMENTS, size=len(atoms), p=SHARES)
         strain = np.eye(3) + rng.normal(0, 0.02, (3, 3))
         if kind == "surface":  # in plane only: the vacuum axis keeps its length and direction
@@ -55,8 +72,10 @@ def structures(count: int, rng: np.random.Generator, kind: str = "bulk") -> list
         atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
         atoms.positions += rng.normal(0, 0.12, atoms.positions.shape)
         atoms.calc = EMT()
+        if kind == "liquid":
+            melt(atoms, rng)
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        if kind == "bulk":
+        if kind != "surface":
             atoms.info["REF_stress"] = atoms.get_stress(voigt=False)
         atoms.calc = None
         atoms.info["REF_energy"] = energy
@@ -70,8 +89,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for train.xyz and test.xyz")
     parser.add_argument("--train", type=int, default=200, help="training structures (the front takes 10 %% for validation)")
     parser.add_argument("--test", type=int, default=40, help="test structures")
-    parser.add_argument("--kind", choices=["bulk", "surface"], default="bulk",
-                        help="periodic bulk cells (default) or slabs periodic in the surface plane only")
+    parser.add_argument("--kind", choices=["bulk", "liquid", "surface"], default="bulk",
+                        help="strained crystal cells (default), molten cells, or slabs periodic in the surface plane only")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     import ase.io

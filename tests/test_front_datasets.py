@@ -1,4 +1,4 @@
-"""Builders of front data sets: mixed rMD17 molecules (labels in eV, one test file per molecule) and EMT slabs."""
+"""Builders of front data sets: mixed rMD17 molecules (labels in eV, one test file per molecule), EMT slabs and molten cells."""
 
 from __future__ import annotations
 
@@ -55,3 +55,25 @@ def test_emt_slabs_are_periodic_in_plane_only_and_labelled_by_emt():
         np.testing.assert_allclose(labelled.get_forces(), atoms.arrays["REF_forces"], atol=1e-10)
     bulk = structures(1, np.random.default_rng(0))[0]
     assert bulk.pbc.all() and bulk.info["REF_stress"].shape == (3, 3)
+
+
+def test_emt_liquid_cells_are_molten_and_labelled_by_emt():
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from benchmarks.emt_alloy import structures
+
+    atoms = structures(1, np.random.default_rng(0), kind="liquid")[0]
+    crystal = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 2))
+    assert atoms.pbc.all() and atoms.info["REF_stress"].shape == (3, 3)
+    assert 0.95 < atoms.get_volume() / crystal.get_volume() / 1.05 < 1.05  # 5 % expanded, times a random strain
+    labelled = atoms.copy()
+    labelled.calc = EMT()
+    assert np.isclose(labelled.get_potential_energy(), atoms.info["REF_energy"])
+    np.testing.assert_allclose(labelled.get_forces(), atoms.arrays["REF_forces"], atol=1e-10)
+    # molten: pairs fill the crystal's gap between its first and second neighbour shells (2.6 and 3.7 Å); the
+    # rattled crystal cells have 0.4-1 % of their pairs in 3.0-3.3 Å, molten ones 5-6 %
+    distances = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]
+    assert np.mean((distances > 3.0) & (distances < 3.3)) > 0.03
+    crystal_distances = structures(1, np.random.default_rng(0))[0].get_all_distances(mic=True)[np.triu_indices(32, 1)]
+    assert np.mean((crystal_distances > 3.0) & (crystal_distances < 3.3)) < 0.02
