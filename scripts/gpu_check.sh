@@ -16,7 +16,6 @@ case "${1:-}" in
   prepare)
     PY=${PYTHON:-.venv/bin/python}
     mkdir -p "$WHEELS"
-    grep -qxF "/$WHEELS/" .git/info/exclude 2>/dev/null || echo "/$WHEELS/" >> .git/info/exclude
     "$PY" -m pip download --dest "$WHEELS" --only-binary=:all: --python-version "${DEVICE_PYTHON_VERSION:-3.12}" --implementation cp \
       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 \
       --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --no-deps \
