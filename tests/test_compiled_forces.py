@@ -61,6 +61,13 @@ def test_compiled_training_forces_stress_and_weight_gradients_match_eager():
         if e is not None:
             torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-10, equal_nan=True)
 
+    # validation: evaluation mode (dropout off) is a graph of its own, checked against eager on its first call too
+    potential.eval()
+    with torch.no_grad():
+        evaluated = compiled(batch, stress=True)
+    assert not compiled.eager and {mode for _, mode in compiled.checked} == {True, False}
+    torch.testing.assert_close(evaluated["forces"], potential(batch, forces=True)["forces"].detach(), rtol=0, atol=1e-9)
+
 
 def test_compiled_training_refuses_structure_networks():
     potential = build_potential("transformer", ["H", "C"], 4.0, dim=16, heads=2, num_layers=1, attention="molecule")

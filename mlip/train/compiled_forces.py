@@ -69,7 +69,7 @@ class CompiledForces:
                              "forces are not sums of edge gradients; compiled training works for the equivariant "
                              "network: set model.compile false")
         self.potential = potential
-        self.checked: set[int | None] = set()  # graphs (layout degree) whose first call was compared with eager
+        self.checked: set[tuple[int | None, bool]] = set()  # (layout degree, training mode) of graphs compared with eager
         self.layout = GrowingCompiledLayout()
         self.eager = False  # set when that comparison failed: every call is then `potential.forward`
         self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True,
@@ -114,10 +114,12 @@ class CompiledForces:
                           "continues eagerly (model.compile false avoids the attempt)", RuntimeWarning, stacklevel=2)
             self.eager = True
             return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
-        if graph not in self.checked:
-            print(f"compiled training: graph for neighbour degree {graph} ready after "
-                  f"{time.perf_counter() - start:.0f} s", flush=True)
-            self.checked.add(graph)
+        # training and evaluation mode can be two graphs (dropout reads the mode): each is checked on its first call
+        key = (graph, p.training)
+        if key not in self.checked:
+            print(f"compiled training: graph for neighbour degree {graph} ({'training' if p.training else 'evaluation'}"
+                  f" mode) ready after {time.perf_counter() - start:.0f} s", flush=True)
+            self.checked.add(key)
             self.eager = not self._agrees_with_eager(batch, out, stress, random_state)
             if self.eager:
                 return p(batch, forces=True, stress=stress, create_graph=torch.is_grad_enabled())
