@@ -288,3 +288,29 @@ def test_irrep_dropout_drops_whole_irreps_and_keeps_the_mean():
     assert torch.equal(dropout.eval()(x), x) and not list(dropout.state_dict())  # identity in eval; nothing saved
     with pytest.raises(ValueError, match="dropout"):
         IrrepDropout(irreps, 1.0)
+
+
+def test_transformer_edge_tokens_do_not_depend_on_the_padding_of_the_neighbour_layout():
+    """Edge-token attention gives the same per-atom energies with the eager layout (degree = the largest
+    neighbour count) and with a compiled-call layout (degree rounded up to 8, built whatever the padding),
+    with an atom of one neighbour beside one of many; an atom with no neighbour attends to itself."""
+    from mlip.models.transformer import TransformerNetwork
+    from mlip.nn.segments import GrowingCompiledLayout, NeighbourSegments
+
+    torch.manual_seed(0)
+    network = TransformerNetwork(3, 4.0, dim=16, heads=2, num_layers=2, attention="edge", edge_dim=8).double()
+    assert network.segment_sums and network.segment_layout_required
+    receivers = torch.tensor([0, 0, 0, 0, 0, 1, 2, 3, 4, 1])
+    senders = torch.tensor([1, 2, 3, 4, 1, 0, 0, 0, 0, 0])
+    vectors = torch.randn(10, 3, dtype=torch.float64).clamp(-1.5, 1.5)
+    species = torch.tensor([0, 1, 2, 1, 0, 2])  # atom 5 has no neighbour
+    eager = network(species, vectors, receivers, senders)
+    # five slots for atom 0 and one or two for the rest: twice the edges in padding, which the equivariant
+    # network's layout refuses and the edge tokens must take
+    assert NeighbourSegments.compiled_layout(receivers, 6) is None
+    layout = GrowingCompiledLayout(always=True)(receivers, 6)
+    assert layout is not None and layout[1].shape[0] == 8
+    assert torch.allclose(network(species, vectors, receivers, senders, segment_layout=layout), eager, atol=1e-12)
+    assert torch.isfinite(eager).all()
+    with pytest.raises(ValueError, match="edge_dim"):
+        TransformerNetwork(3, 4.0, dim=16, heads=3, attention="edge", edge_dim=8)

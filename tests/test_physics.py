@@ -35,7 +35,10 @@ TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers"
                             id="transformer-harmonics-filter"),
                # invariant neighbourhood power spectrum in the tokens
                pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
-                                             "environment_lmax": 2}), id="transformer-environment")]
+                                             "environment_lmax": 2}), id="transformer-environment"),
+               # edge tokens attending within each atom's neighbourhood (EScAIP-style)
+               pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
+                                             "attention": "edge", "edge_dim": 8}), id="transformer-edge")]
 ARCHITECTURES = EQUIVARIANT + TRANSFORMER
 
 

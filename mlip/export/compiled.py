@@ -45,7 +45,7 @@ class CompiledNetwork(nn.Module):
         self.network = network
         # not a submodule: the weights are listed once, under `network`
         object.__setattr__(self, "_compiled", torch.compile(network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS))
-        object.__setattr__(self, "_layout", GrowingCompiledLayout())
+        object.__setattr__(self, "_layout", GrowingCompiledLayout(getattr(network, "segment_layout_required", False)))
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor, **inputs) -> torch.Tensor:

@@ -6,6 +6,11 @@ Atoms are tokens. Two ways to see geometry (`attention`):
   of the raw relative vectors to the neighbours; attention runs over the neighbour graph only
   (`NeighborAttention`), each edge's features (an MLP of its direction and a spline radial basis
   of its length) giving the attention bias and edge values. Cost linear in atoms.
+- "edge" (EScAIP-style, Qu & Krishnapriyan 2024; molecules and periodic cells): the tokens are the
+  edges, laid out per atom (`NeighbourSegments`), and the edges of each atom attend to each other and
+  to the atom (`EdgeTokenBlock`), so every layer sees angles between an atom's bonds; the atoms are
+  updated from the envelope-weighted sums of their edges. Cost linear in atoms, quadratic in the
+  neighbour count.
 - "molecule" (TransIP, Elhag et al. 2025; molecules only): positions centred on the centroid,
   rotary encodings of the 3-D positions in every layer's queries and keys, attention over all
   atoms of the molecule with no cutoff (`MoleculeAttention`), plus a learned bias of the pair
@@ -32,8 +37,10 @@ from torch import nn
 
 from mlip.nn.attention import MoleculeAttention, NeighborAttention
 from mlip.nn.cutoff import PolynomialEnvelope
+from mlip.nn.edge_attention import EdgeTokenBlock
 from mlip.nn.frames import PrincipalFrames
 from mlip.nn.radial import BSplineBasis
+from mlip.nn.segments import NeighbourSegments
 
 
 class TransformerBlock(nn.Module):
@@ -96,10 +103,10 @@ class TransformerNetwork(nn.Module):
                  max_atoms: int = 256, distance_basis: int = 16, max_distance: float = 10.0,
                  frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
                  plane_samples: int = 4, geometry_lmax: int = 1, geometry_product: bool = False,
-                 edge_filter: bool = False, environment_lmax: int = 0):
+                 edge_filter: bool = False, environment_lmax: int = 0, edge_dim: int | None = None):
         super().__init__()
-        if attention not in ("neighbor", "molecule"):
-            raise ValueError(f"attention must be 'neighbor' or 'molecule', got '{attention}'")
+        if attention not in ("neighbor", "edge", "molecule"):
+            raise ValueError(f"attention must be 'neighbor', 'edge' or 'molecule', got '{attention}'")
         if frame_sampling not in ("all", "random"):
             raise ValueError(f"frame_sampling must be 'all' or 'random', got '{frame_sampling}'")
         self.cutoff, self.avg_num_neighbors, self.embedding_dim = float(cutoff), float(avg_num_neighbors), dim
@@ -108,7 +115,10 @@ class TransformerNetwork(nn.Module):
         self.species_embedding = nn.Embedding(num_species, dim)
         if geometry_lmax < 1:
             raise ValueError(f"geometry_lmax must be at least 1 (the unit vector), got {geometry_lmax}")
-        if attention == "neighbor":
+        # edge tokens need every atom's edges in one padded row (also under torch.compile: see `segment_sums`)
+        self.segment_sums = self.segment_layout_required = attention == "edge"
+        self.edge_dim = int(edge_dim or dim)
+        if attention in ("neighbor", "edge"):
             self.basis = BSplineBasis(cutoff, num_basis)
             self.envelope = PolynomialEnvelope(cutoff)
             self.directions = EdgeDirections(geometry_lmax)
@@ -117,7 +127,8 @@ class TransformerNetwork(nn.Module):
             self.geometry_product = bool(geometry_product)
             angular = self.directions.dim
             inputs = angular * num_basis + num_basis if self.geometry_product else angular + num_basis
-            self.geometry = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, dim))
+            geometry_dim = self.edge_dim if attention == "edge" else dim
+            self.geometry = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, geometry_dim))
             def attention_layer() -> nn.Module:
                 return NeighborAttention(dim, heads, dim, edge_filter)
             self.environment_lmax = int(environment_lmax)
@@ -136,12 +147,21 @@ class TransformerNetwork(nn.Module):
             self.distances = GaussianDistanceBasis(distance_basis, max_distance)
             def attention_layer() -> nn.Module:
                 return MoleculeAttention(dim, heads, distance_basis)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, attention_layer()) for _ in range(num_layers))
+        if attention == "edge":
+            if environment_lmax or edge_filter:
+                raise ValueError("environment_lmax and edge_filter are options of attention='neighbor'")
+            self.blocks = nn.ModuleList(EdgeTokenBlock(dim, self.edge_dim, heads, avg_num_neighbors)
+                                        for _ in range(num_layers))
+        else:
+            self.blocks = nn.ModuleList(TransformerBlock(dim, attention_layer()) for _ in range(num_layers))
         self.readout = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 1))
 
     # ----- the backbone on one set of coordinates ----------------------------------------------
-    def _tokens(self, species, edge_vectors, receivers, senders, positions, batch, num_graphs) -> torch.Tensor:
+    def _tokens(self, species, edge_vectors, receivers, senders, positions, batch, num_graphs,
+                segment_layout=None) -> torch.Tensor:
         x = self.species_embedding(species)
+        if self.attention_kind == "edge":
+            return self._edge_tokens(x, edge_vectors, receivers, senders, segment_layout)
         if self.attention_kind == "neighbor":
             lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
             envelope = self.envelope(lengths)
@@ -169,6 +189,26 @@ class TransformerNetwork(nn.Module):
         for block in self.blocks:
             padded = block(padded, coordinates, basis, mask)
         return padded[batch, slot]
+
+    def _edge_tokens(self, x: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
+                     senders: torch.Tensor, segment_layout: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Atom tokens after the edge-token blocks (`EdgeTokenBlock`): every edge starts from its geometric
+        embedding, laid out per receiving atom. x (N, dim) element embeddings → (N, dim)."""
+        if segment_layout is not None:  # built before a compiled call (`NeighbourSegments.compiled_layout`)
+            segments = NeighbourSegments.from_compiled_layout(segment_layout, x.shape[0])
+        elif torch.compiler.is_compiling():
+            raise ValueError("attention='edge' under torch.compile needs the neighbour layout as an input "
+                             "(mlip's compiled wrappers pass it)")
+        else:
+            segments = NeighbourSegments(receivers, x.shape[0])
+        lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
+        envelope = self.envelope(lengths)
+        edge_features = self.geometry(torch.cat([self.directions(edge_vectors, lengths), self.basis(lengths)], dim=-1))
+        tokens, envelope = segments.pad(edge_features, 0), segments.pad(envelope, 0)
+        padded_senders = segments.pad(senders, 0)
+        for block in self.blocks:
+            x, tokens = block(x, tokens, envelope, padded_senders, segments.degree)
+        return x
 
     def _environment(self, edge_vectors: torch.Tensor, lengths: torch.Tensor, radial: torch.Tensor,
                      receivers: torch.Tensor, num_atoms: int) -> torch.Tensor:
@@ -211,7 +251,8 @@ class TransformerNetwork(nn.Module):
 
     def embedding(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                   senders: torch.Tensor, positions: torch.Tensor | None = None, batch: torch.Tensor | None = None,
-                  num_graphs: int = 1, periodic: torch.Tensor | None = None) -> torch.Tensor:
+                  num_graphs: int = 1, periodic: torch.Tensor | None = None,
+                  segment_layout: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Per-atom token embeddings (N, dim) before the readout."""
         if self.frames is not None:
             raise ValueError("frame averaging makes the energy exactly invariant: there is no embedding for a "
@@ -223,7 +264,7 @@ class TransformerNetwork(nn.Module):
             counts = torch.bincount(batch, minlength=num_graphs).clamp_min(1).to(positions.dtype)
             centres = positions.new_zeros(num_graphs, 3).index_add(0, batch, positions) / counts[:, None]
             positions = positions - centres.index_select(0, batch)
-        return self._tokens(species, edge_vectors, receivers, senders, positions, batch, num_graphs)
+        return self._tokens(species, edge_vectors, receivers, senders, positions, batch, num_graphs, segment_layout)
 
     def head(self, embedding: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (N,) from the token embeddings (N, dim)."""
@@ -231,10 +272,11 @@ class TransformerNetwork(nn.Module):
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor, positions: torch.Tensor | None = None, batch: torch.Tensor | None = None,
-                num_graphs: int = 1, periodic: torch.Tensor | None = None) -> torch.Tensor:
+                num_graphs: int = 1, periodic: torch.Tensor | None = None,
+                segment_layout: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.frames is None:
             return self.head(self.embedding(species, edge_vectors, receivers, senders, positions, batch, num_graphs,
-                                            periodic))
+                                            periodic, segment_layout))
         self._check(positions, batch, num_graphs, periodic)
         return self._frame_average(species, edge_vectors, receivers, senders, positions, batch, num_graphs)
 

@@ -64,20 +64,23 @@ class NeighbourSegments:
         return segments
 
     @classmethod
-    def compiled_layout(cls, receivers: torch.Tensor, num_nodes: int,
-                        min_degree: int = 1) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def compiled_layout(cls, receivers: torch.Tensor, num_nodes: int, min_degree: int = 1,
+                        always: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The layout as graph inputs for a torch.compile'd network, built eagerly before the call:
         (slots (E,) int64, degree marker (D,)), or None where it does not pay. The degree is rounded
         up to a multiple of `COMPILED_DEGREE_STEP` (and raised to `min_degree` where that still pays)
         and the marker's one dimension is marked static, so each degree bucket gets its own graph in
         which D is a constant (`from_compiled_layout`); atom and edge counts stay dynamic. A symbolic
         degree is what failed on 2026-12-06 (Inductor baked one degree into a stride, and a structure
-        of another neighbour count crashed)."""
-        if receivers.shape[0] == 0:
+        of another neighbour count crashed). `always`: build it whatever the padding (for networks that need
+        it, e.g. the transformer's edge tokens), and for a structure without edges too."""
+        if receivers.shape[0] == 0 and not always:
             return None
         segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP, min_degree)
         if segments is None and min_degree > 1:
             segments = cls._if_it_pays(receivers, num_nodes, COMPILED_DEGREE_STEP)
+        if segments is None and always:
+            segments = cls(receivers, num_nodes, COMPILED_DEGREE_STEP, min_degree)
         if segments is None:
             return None
         marker = receivers.new_empty(segments.degree, dtype=torch.uint8)
@@ -138,14 +141,16 @@ class GrowingCompiledLayout:
     per bucket (a cold Inductor compile of the medium model's training graph takes ~4 minutes on one
     core). Costs a little padding in the batches of smaller degree.
 
+    `always`: a layout for every batch, however much padding (`NeighbourSegments.compiled_layout`).
+
     Call: (receivers (E,) int64, num_nodes) → (slots (E,), degree marker (D,)) or None.
     """
 
-    def __init__(self):
-        self.degree = 1
+    def __init__(self, always: bool = False):
+        self.degree, self.always = 1, bool(always)
 
     def __call__(self, receivers: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        layout = NeighbourSegments.compiled_layout(receivers, num_nodes, self.degree)
+        layout = NeighbourSegments.compiled_layout(receivers, num_nodes, self.degree, self.always)
         if layout is not None:
             self.degree = max(self.degree, layout[1].shape[0])
         return layout

@@ -70,7 +70,7 @@ class CompiledForces:
                              "network: set model.compile false")
         self.potential = potential
         self.checked: set[tuple[int | None, bool]] = set()  # (layout degree, training mode) of graphs compared with eager
-        self.layout = GrowingCompiledLayout()
+        self.layout = GrowingCompiledLayout(getattr(potential.network, "segment_layout_required", False))
         self.eager = False  # set when that comparison failed: every call is then `potential.forward`
         self._compiled = torch.compile(self._energies_and_edge_gradients, dynamic=True,
                                        options={**INDUCTOR_OPTIONS, "fallback_random": True})
