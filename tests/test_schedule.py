@@ -73,7 +73,7 @@ def test_weight_average_warms_up_and_forgets_the_initial_weights():
 
     model = torch.nn.Linear(1, 1, bias=False)
     model.weight.data.fill_(1.0)
-    averaged = AveragedModel(model, avg_fn=warmed_up_ema(0.99), use_buffers=False)
+    averaged = AveragedModel(model, multi_avg_fn=warmed_up_ema(0.99), use_buffers=False)
     averaged.update_parameters(model)  # the first update copies the weights
     model.weight.data.fill_(0.0)  # the model moves away from its start and stays
     for _ in range(35):
@@ -81,6 +81,7 @@ def test_weight_average_warms_up_and_forgets_the_initial_weights():
     kept = float(averaged.module.weight)
     assert 0 < kept < 0.01
     assert kept < 0.99 ** 35 / 50
-    rate = warmed_up_ema(0.99)(torch.ones(1), torch.zeros(1), torch.tensor(5000))
-    assert float(rate) == pytest.approx(0.99)  # the nominal decay once warmed up
-    assert NamedEMAWeightAveraging(decay=0.99)._kwargs["avg_fn"] is not None
+    average = [torch.ones(1, dtype=torch.float64)]
+    warmed_up_ema(0.99)(average, [torch.zeros(1, dtype=torch.float64)], torch.tensor(5000))
+    assert float(average[0]) == pytest.approx(0.99, abs=1e-12)  # the nominal decay once warmed up
+    assert NamedEMAWeightAveraging(decay=0.99)._kwargs["multi_avg_fn"] is not None

@@ -130,20 +130,22 @@ class EpochLog(pl.Callback):
             log.write(line + "\n")
 
 
-def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """EMA update whose decay warms up as min(decay, (1 + n) / (10 + n)) over the n updates so far.
+def warmed_up_ema(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """EMA update, in place on every averaged tensor at once, whose decay warms up as
+    min(decay, (1 + n) / (10 + n)) over the n updates so far (`AveragedModel`'s `multi_avg_fn`).
 
     With a fixed decay d the average keeps weight d^n on the first steps' weights: at d = 0.99 a
     dataset of 175 structures in batches of 5 (35 steps per epoch) validates and exports weights
     that are still 70 % the first step's after one epoch and 17 % after five. The warm-up (as
     torch_ema's `use_num_updates`, which MACE uses) tracks the model early and reaches d after
-    ~10 / (1 − d) updates (~900 at 0.99)."""
+    ~10 / (1 − d) updates (~900 at 0.99). One `torch._foreach_lerp_` over all tensors: a Python
+    update per tensor cost ~5 ms of every training step of the small transformer (~60 ms)."""
 
     @torch.no_grad()
-    def update(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
-        n = updates.to(average.dtype)  # a tensor on the parameters' device: no host sync per step
+    def update(averages: list[torch.Tensor], currents: list[torch.Tensor], updates: torch.Tensor) -> None:
+        n = updates.to(averages[0].dtype)  # a tensor on the parameters' device: no host sync per step
         rate = ((1.0 + n) / (10.0 + n)).clamp(max=decay)
-        return rate * average + (1.0 - rate) * current
+        torch._foreach_lerp_(averages, currents, 1.0 - rate)  # rate · average + (1 − rate) · current
 
     return update
 
@@ -161,7 +163,8 @@ class NamedEMAWeightAveraging(EMAWeightAveraging):
     def __init__(self, decay: float = 0.999, **kwargs: Any):
         kwargs.setdefault("use_buffers", False)
         super().__init__(decay=decay, **kwargs)
-        self._kwargs["avg_fn"] = warmed_up_ema(decay)  # replaces Lightning's fixed-decay average
+        # replaces Lightning's fixed-decay average, one tensor at a time, by the warmed-up one over all at once
+        self._kwargs.update(avg_fn=None, multi_avg_fn=warmed_up_ema(decay))
 
     def _pairs(self, pl_module: "pl.LightningModule") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         averaged = self._average_model.module

@@ -285,7 +285,11 @@ class PotentialModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
         kind = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
-        optimizer = kind(self.parameter_groups(h.weight_decay), lr=h.lr, amsgrad=h.amsgrad)
+        groups = self.parameter_groups(h.weight_decay)
+        # one fused kernel for all tensors where torch has one (CPU, CUDA): the default on a CPU is a Python
+        # loop over the tensors, ~3 ms of every step of the small transformer (~60 ms)
+        fused = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
+        optimizer = kind(groups, lr=h.lr, amsgrad=h.amsgrad, fused=fused or None)
         if h.scheduler == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=h.plateau_factor,
                                                                    patience=h.plateau_patience)
@@ -295,6 +299,13 @@ class PotentialModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         return {"optimizer": optimizer}
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """A `GraphBatch` moved as a whole (Lightning's generic walk through its fields cost ~3 ms a step),
+        and not at all when it already is on `device`."""
+        if isinstance(batch, GraphBatch):
+            return batch if batch.positions.device == device else batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """The network's weights with `weight_decay`; the potential's own parameters (the energy scale
