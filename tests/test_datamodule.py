@@ -78,6 +78,10 @@ def test_datamodule_batches(shards):
     val = list(module.val_dataloader())
     assert sum(b.num_graphs for b in val) == 20
     assert module.manifest["elements"] == ["H", "C", "O"]
+    # batches move to the training device as a whole, and not at all where they already are
+    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = module.transfer_batch_to_device(batch, "meta", 0)
+    assert moved.positions.device.type == "meta" and moved.receivers.device.type == "meta"
 
 
 def test_worker_processes_load_their_own_shards(shards):

@@ -145,6 +145,13 @@ class ShardDataModule(pl.LightningDataModule):
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self.pin_memory)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """A `GraphBatch` moved as a whole (Lightning's generic walk through its fields cost ~3 ms a training
+        step), and not at all when it already is on `device`."""
+        if isinstance(batch, GraphBatch):
+            return batch if batch.positions.device == device else batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def train_dataloader(self) -> DataLoader:
         self.setup()
         return self._loader(self.train_set, self.train_indices, self.batch_size, shuffle=True)

@@ -300,13 +300,6 @@ class PotentialModule(pl.LightningModule):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         return {"optimizer": optimizer}
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """A `GraphBatch` moved as a whole (Lightning's generic walk through its fields cost ~3 ms a step),
-        and not at all when it already is on `device`."""
-        if isinstance(batch, GraphBatch):
-            return batch if batch.positions.device == device else batch.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """The network's weights with `weight_decay`; the potential's own parameters (the energy scale
         and shift, per-element reference energies) without: decaying them would pull the energies
