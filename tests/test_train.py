@@ -100,6 +100,26 @@ def test_best_validation_weights_follow_the_lowest_loss_within_a_stage():
     assert best.epoch == 3 and best.loss == 5.0
 
 
+def test_an_early_export_whose_force_error_was_left_far_behind_is_reported():
+    """One extrapolated atom can keep the squared-error loss lowest at an early epoch while the force MAE
+    keeps falling (EMT alloy, 2026-12-07: epoch 7 of 167 exported, 43.0 against 19.6 meV/Å): the run says so."""
+    from mlip.train.callbacks import BestValidationWeights
+
+    best, module, trainer = BestValidationWeights(), _Module(), _Trainer()
+    for epoch, (loss, forces) in enumerate([(9.0, 60.0), (7.8, 43.0), (10.5, 19.6)]):
+        trainer.current_epoch = epoch
+        trainer.callback_metrics = {"val_loss": torch.tensor(loss), "val_forces_mae": torch.tensor(forces)}
+        best.on_validation_epoch_end(trainer, module)
+    assert best.epoch == 1 and best.forces_mae == pytest.approx(43.0)
+    warning = best.outlier_warning(19.6, 2)
+    assert warning is not None and "epoch 1" in warning and "43 -> 19.6" in warning and "--export_weights last" in warning
+    assert best.outlier_warning(40.0, 2) is None    # within a fifth: nothing to say
+    assert best.outlier_warning(19.6, 1) is None    # the exported epoch is the last
+    old = BestValidationWeights()
+    old.load_state_dict({k: v for k, v in best.state_dict().items() if k != "forces_mae"})  # an older checkpoint
+    assert old.outlier_warning(19.6, 2) is None
+
+
 def _command(run: Path, data: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mlip.train.cli", *_args(run, data, *extra)]
 

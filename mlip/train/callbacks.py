@@ -29,6 +29,7 @@ class BestValidationWeights(pl.Callback):
     def __init__(self) -> None:
         self.weights: dict[str, torch.Tensor] | None = None
         self.loss, self.epoch, self.stage = float("inf"), -1, None
+        self.forces_mae: float | None = None  # meV/Å at that epoch, to compare with later epochs
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loss = trainer.callback_metrics.get("val_loss")
@@ -40,13 +41,31 @@ class BestValidationWeights(pl.Callback):
         if float(loss) < self.loss:
             self.loss, self.epoch = float(loss), trainer.current_epoch
             self.weights = {k: v.detach().clone() for k, v in pl_module.potential.state_dict().items()}
+            forces = trainer.callback_metrics.get("val_forces_mae")
+            self.forces_mae = None if forces is None else float(forces)
+
+    def outlier_warning(self, final_forces_mae: float | None, final_epoch: int) -> str | None:
+        """A line for the user when the exported epoch is not the best in force MAE by far: the validation
+        force MAE (meV/Å) fell by more than a fifth after the epoch of lowest validation loss. The loss is a
+        mean of squares, so a few large errors (e.g. one extrapolated close contact) can rule it while the
+        rest of the set keeps improving; the user should know which weights model.mlip holds."""
+        if self.forces_mae is None or final_forces_mae is None or self.epoch >= final_epoch:
+            return None
+        if final_forces_mae >= 0.8 * self.forces_mae:
+            return None
+        return (f"note: model.mlip has epoch {self.epoch}'s weights (lowest validation loss), but the validation "
+                f"force MAE fell after it, {self.forces_mae:.3g} -> {final_forces_mae:.3g} meV/Å by epoch "
+                f"{final_epoch}: a few large errors rule the squared-error loss (see the largest force errors "
+                f"of `mlip-eval MODEL VALIDATION_DATA`); --export_weights last exports the final weights")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights, "loss": self.loss, "epoch": self.epoch, "stage": self.stage}
+        return {"weights": self.weights, "loss": self.loss, "epoch": self.epoch, "stage": self.stage,
+                "forces_mae": self.forces_mae}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.weights, self.loss = state_dict["weights"], state_dict["loss"]
         self.epoch, self.stage = state_dict["epoch"], state_dict["stage"]
+        self.forces_mae = state_dict.get("forces_mae")  # absent from checkpoints written before 2026-12-07
 
 
 class FinalizeRun(pl.Callback):
@@ -72,6 +91,11 @@ class FinalizeRun(pl.Callback):
             potential = copy.deepcopy(potential)
             potential.load_state_dict(self.best.weights)
             exported = {"weights": "lowest validation loss", "epoch": self.best.epoch, "val_loss": self.best.loss}
+            final_forces = trainer.callback_metrics.get("val_forces_mae")
+            warning = self.best.outlier_warning(None if final_forces is None else float(final_forces),
+                                                trainer.current_epoch)
+            if warning:
+                print(warning, flush=True)
         metadata = {"train_data": str(trainer.datamodule.train_dir), "epochs": trainer.current_epoch,
                     "global_step": trainer.global_step, "exported": exported,
                     "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
