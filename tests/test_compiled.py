@@ -121,3 +121,13 @@ def test_compiled_edge_token_transformer_matches_eager():
     for key in ("energy", "forces"):
         torch.testing.assert_close(out[key], eager[key], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=1e-9)
+
+
+def test_export_refuses_the_edge_token_transformer_in_one_line(tmp_path):
+    from mlip.export.compiled import export_energy_program
+
+    potential = build_potential("transformer", ["Cu"], 4.5, dtype=torch.float64, dim=8, heads=2, num_layers=1,
+                                attention="edge", edge_dim=4)
+    with pytest.raises(ValueError, match="attention='edge'"):
+        export_energy_program(potential, tmp_path / "edge.pt2")
+    assert not (tmp_path / "edge.pt2").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.train_step_speed import parse_variant, step_ms
 
 
@@ -17,3 +19,5 @@ def test_a_step_of_each_extra_batch_and_network_option_is_timed():
                                  variant={"preset": "transformer_small", "dim": 16, "heads": 2, "num_layers": 1,
                                           "attention": "edge", "edge_dim": 8})
     assert median_ms > 0 and first_s > 0
+    with pytest.raises(ValueError, match="attention must be"):  # the options reach the network
+        step_ms("aspirin", threads=1, steps=1, variant={"preset": "transformer_small", "attention": "everything"})

@@ -108,6 +108,10 @@ def export_energy_program(potential: Potential, path: str | Path, example=None) 
     if getattr(potential.network, "uses_structure", False):
         raise ValueError(f"{type(potential.network).__name__} sees whole structures (positions, frames), which "
                          "the exported energy program does not pass; export works for the equivariant network")
+    if getattr(potential.network, "segment_layout_required", False):
+        raise ValueError("the transformer with attention='edge' needs each atom's edges laid out in padded rows, which "
+                         "the exported energy program does not build; export the equivariant network or the "
+                         "transformer with attention='neighbor' (compile_potential runs this one compiled)")
     if example is None:
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
         numbers = [potential.atomic_numbers[k % len(potential.atomic_numbers)] for k in range(len(atoms))]

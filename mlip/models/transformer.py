@@ -196,9 +196,9 @@ class TransformerNetwork(nn.Module):
         embedding, laid out per receiving atom. x (N, dim) element embeddings → (N, dim)."""
         if segment_layout is not None:  # built before a compiled call (`NeighbourSegments.compiled_layout`)
             segments = NeighbourSegments.from_compiled_layout(segment_layout, x.shape[0])
-        elif torch.compiler.is_compiling():
+        elif torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", lambda: False)():
             raise ValueError("attention='edge' under torch.compile needs the neighbour layout as an input "
-                             "(mlip's compiled wrappers pass it)")
+                             "(mlip's compiled wrappers pass it; torch.export programs cannot build it)")
         else:
             segments = NeighbourSegments(receivers, x.shape[0])
         lengths = torch.linalg.vector_norm(edge_vectors, dim=-1)
