@@ -87,6 +87,31 @@ def test_compiled_potential_matches_eager():
     assert copy.copy(compiled.network).num_species == potential.network.num_species  # attributes forwarded
 
 
+def test_compiled_float32_calls_with_radial_tables_match_eager_and_follow_the_weights():
+    """The Bessel + MLP radials run from their tables (`compile_potential(radial_tables=True)`, float32, frozen
+    weights): forces within float32 rounding of the eager MLP, also after the weights change in place; the
+    original network's radials carry no table."""
+    from mlip.export.compiled import compile_potential
+    from mlip.nn.radial import BesselMLPRadial
+
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, channels=8, lmax=1, radial="mlp",
+                                avg_num_neighbors=20.0, dtype=torch.float32).eval().requires_grad_(False)
+    batch = _batch(potential).to(dtype=torch.float32)
+    compiled = compile_potential(potential)
+    radials = [m for m in compiled.network.network.modules() if isinstance(m, BesselMLPRadial)]
+    assert radials and all(m.inference_table is not None for m in radials)
+    assert not any("inference_table" in vars(m) for m in potential.network.modules())
+    for step in range(2):
+        out, eager = compiled(batch, forces=True, stress=True), potential(batch, forces=True, stress=True)
+        scale = eager["forces"].abs().max().item()
+        torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=2e-5 * scale)
+        torch.testing.assert_close(out["energy"], eager["energy"], rtol=1e-5, atol=1e-5)
+        with torch.no_grad():  # new weights, as after loading others: the tables are rebuilt before the next call
+            for m in radials:
+                m.mlp[-1].weight.mul_(1.5)
+
+
 def test_gather_rows_operator_matches_index_select_with_its_derivatives():
     """The custom gather used under torch.compile: values, first and second derivatives (float64)."""
     from mlip.nn import gather

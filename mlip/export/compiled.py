@@ -21,28 +21,36 @@ from torch import nn
 
 from mlip.atomic_write import atomic_path
 from mlip.models.potential import Potential, strained, stress_from_strain_gradient
+from mlip.nn.radial_table import RadialTables
 from mlip.nn.segments import GrowingCompiledLayout
 
 
-def compile_potential(potential: Potential, mode: str | None = None) -> Potential:
+def compile_potential(potential: Potential, mode: str | None = None, radial_tables: bool = True) -> Potential:
     """A copy of `potential` whose network runs under torch.compile (Inductor, dynamic shapes:
     any atom and edge count); weights are shared, the original is left as it is. For inference:
-    save the original, not the copy (the compiled wrapper renames the weights)."""
+    save the original, not the copy (the compiled wrapper renames the weights).
+
+    radial_tables: float32 calls with frozen weights evaluate each Bessel + MLP radial function from a quintic
+    Hermite table of it (`mlip.nn.radial_table`: values and slopes within float32's rounding unit of the MLP's,
+    rebuilt when the weights change); False runs the MLP."""
     compiled = copy.copy(potential)
     compiled._modules = dict(potential._modules)  # the copy's own module table: the original keeps its network
-    compiled.network = CompiledNetwork(potential.network, mode)
+    compiled.network = CompiledNetwork(potential.network, mode, radial_tables)
     return compiled
 
 
 class CompiledNetwork(nn.Module):
     """`network` under torch.compile, with what a compiled graph cannot compute itself prepared
     eagerly before each call: the per-receiver neighbour layout (`GrowingCompiledLayout`, whose
-    degree is data), for networks that take it (`segment_sums`). Other attributes are the
-    network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
+    degree is data), for networks that take it (`segment_sums`), and the radial tables' refresh
+    (`RadialTables`, with `radial_tables`). Other attributes are the network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
 
-    def __init__(self, network: nn.Module, mode: str | None = None):
+    def __init__(self, network: nn.Module, mode: str | None = None, radial_tables: bool = False):
         super().__init__()
-        self.network = network
+        if radial_tables:  # the tables go on a copy of the module tree (same weight tensors): the original's
+            network = copy.deepcopy(network, {id(t): t for t in (*network.parameters(), *network.buffers())})
+        self.network = network  # radials, and the wrappers of other compiled copies, stay as they are
+        object.__setattr__(self, "_tables", RadialTables(network) if radial_tables else None)
         # not a submodule: the weights are listed once, under `network`
         object.__setattr__(self, "_compiled", torch.compile(network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS))
         object.__setattr__(self, "_layout", GrowingCompiledLayout(getattr(network, "segment_layout_required", False)))
@@ -51,6 +59,8 @@ class CompiledNetwork(nn.Module):
                 senders: torch.Tensor, **inputs) -> torch.Tensor:
         if getattr(self.network, "segment_sums", False):
             inputs["segment_layout"] = self._layout(receivers, species.shape[0])
+        if self._tables is not None:
+            self._tables.refresh()
         return self._compiled(species, edge_vectors, receivers, senders, **inputs)
 
     def __getattr__(self, name: str):

@@ -8,7 +8,7 @@ from torch import nn
 
 from mlip.nn.gather import gather_rows
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
-from mlip.nn.radial import RadialSettings
+from mlip.nn.radial import RadialSettings, tabulated
 from mlip.nn.segments import NeighbourSegments
 
 
@@ -89,12 +89,20 @@ class EquivariantConvolution(nn.Module):
                 receivers: torch.Tensor, senders: torch.Tensor,
                 segments: NeighbourSegments | None = None, pair: torch.Tensor | None = None) -> list[torch.Tensor]:
         n_nodes, n_edges, c = node_feats.shape[0], edge_sh.shape[0], self.channels
-        weights = self.radial(lengths)                                                   # (E or P, paths·C)
-        if pair is not None:  # one row per bond → one per edge
-            weights = gather_rows(weights, pair)
-        weights = weights.reshape(weights.shape[0], len(self.paths), c)                # (E, paths, C)
-        if segments is not None:  # zeros in the padding slots: those contribute nothing
-            weights = segments.pad(weights, 0)                                             # (N·D, paths, C)
+        table = tabulated(self.radial, lengths)
+        if table is not None and segments is not None:  # the table read per slot, fused into the sums' kernels
+            if pair is not None:
+                lengths = lengths.index_select(0, pair)
+            filled = segments.pad(torch.ones_like(lengths), 0)                            # (N·D,) 1 or 0
+            weights = table(segments.pad(lengths, 0)) * filled.unsqueeze(-1)
+            weights = weights.reshape(weights.shape[0], len(self.paths), c)             # (N·D, paths, C)
+        else:
+            weights = self.radial(lengths)                                               # (E or P, paths·C)
+            if pair is not None:  # one row per bond → one per edge
+                weights = gather_rows(weights, pair)
+            weights = weights.reshape(weights.shape[0], len(self.paths), c)            # (E, paths, C)
+            if segments is not None:  # zeros in the padding slots: those contribute nothing
+                weights = segments.pad(weights, 0)                                         # (N·D, paths, C)
         # (N, dim_in, C) made contiguous before the gather, so that the gather copies whole rows
         features = gather_rows(to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous(), senders)
         if segments is not None:

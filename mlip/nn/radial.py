@@ -121,7 +121,21 @@ class BesselMLPRadial(nn.Module):
                 layer.weight.normal_(0.0, std)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        table = tabulated(self, r)
+        if table is not None:
+            return table(r)
         return self.mlp(self.basis(r) * self.envelope(r).unsqueeze(-1))
+
+
+def tabulated(radial: nn.Module, r: torch.Tensor) -> nn.Module | None:
+    """The table that stands in for `radial` at distances r: its `inference_table` (set by
+    `mlip.nn.radial_table.RadialTables` for compiled inference) while torch.compile traces, in the table's
+    dtype, with weights that need no gradient; else None (the radial function itself runs)."""
+    table = radial.__dict__.get("inference_table")
+    if (table is not None and torch.compiler.is_compiling() and r.dtype == table.coefficients.dtype
+            and not any(p.requires_grad for p in radial.parameters())):
+        return table
+    return None
 
 
 @dataclass(frozen=True)
