@@ -7,7 +7,8 @@ machine's drifting speed (up to 30 % between runs of one eager call) cannot fake
 Per system: the `equivariant_medium` benchmark model of `benchmarks.model_speed` (frozen weights,
 float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential` (compile time
 reported: the first call of a new degree bucket), then `--pairs` pairs of energy+forces calls,
-eager and compiled one after the other (their order alternating). Reported: the median call
+eager and compiled one after the other (their order alternating; with `--untabulated` a third model, compiled
+without radial tables, joins each round and the tables' own speed-up is reported). Reported: the median call
 of each, the median of the per-pair ratios eager/compiled, µs per atom-step, and whether the
 compiled forces equal eager ones (max |ΔF| in eV/Å); the process's peak resident memory so far
 (each system runs in the same process: give one system per call to read one system's memory).
@@ -23,7 +24,7 @@ import time
 from benchmarks.common import write_result
 
 
-def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
+def measure(system: str, radial: str, dtype_name: str, pairs: int, untabulated: bool = False) -> dict:
     import torch
 
     from benchmarks.model_speed import benchmark_potential
@@ -33,6 +34,7 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
     keep_freed_memory()
     potential, batch, _, atoms = benchmark_potential(system, radial, dtype_name)
     compiled = compile_potential(potential)
+    others = {"untabulated": compile_potential(potential, radial_tables=False)} if untabulated else {}
 
     def call(model) -> tuple[float, torch.Tensor]:
         start = time.perf_counter()
@@ -42,14 +44,17 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
 
     compile_s, compiled_forces = call(compiled)
     _, eager_forces = call(potential)
-    for _ in range(2):  # warm both
-        call(compiled), call(potential)
-    eager, fast = [], []
-    for k in range(pairs):
-        first, second = (potential, compiled) if k % 2 == 0 else (compiled, potential)
-        t_first, t_second = call(first)[0], call(second)[0]
-        eager.append(t_first if first is potential else t_second)
-        fast.append(t_second if first is potential else t_first)
+    other_forces = {name: call(model)[1] for name, model in others.items()}
+    models = {"eager": potential, "compiled": compiled, **others}
+    for _ in range(2):  # warm all
+        for model in models.values():
+            call(model)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for k in range(pairs):  # each round calls every model, the order rotating
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            times[name].append(call(models[name])[0])
+    eager, fast = times["eager"], times["compiled"]
     ratios = [e / c for e, c in zip(eager, fast)]
     row = {"system": system, "atoms": len(atoms), "edges": int(batch.receivers.numel()), "radial": radial,
            "dtype": dtype_name, "pairs": pairs, "compile_s": compile_s,
@@ -63,6 +68,13 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int) -> dict:
           f"({row['compiled_us_per_atom']:.0f} µs/atom), speed-up {row['speedup_median_of_pairs']:.2f}× "
           f"(pairs {row['speedup_min']:.2f}–{row['speedup_max']:.2f}), compile {compile_s:.0f} s, "
           f"max |ΔF| {row['max_force_difference']:.1e} eV/Å", flush=True)
+    if untabulated:  # the radial MLPs compiled as they are, against their tables (`radial_tables`)
+        plain = times["untabulated"]
+        row.update({"untabulated_ms": statistics.median(plain) * 1e3,
+                    "table_speedup_median_of_rounds": statistics.median(u / c for u, c in zip(plain, fast)),
+                    "untabulated_max_force_difference": float((other_forces["untabulated"] - eager_forces).abs().max())})
+        print(f"{'':>8}  compiled without radial tables {row['untabulated_ms']:8.2f} ms: the tables' speed-up "
+              f"{row['table_speedup_median_of_rounds']:.2f}×, max |ΔF| {row['untabulated_max_force_difference']:.1e} eV/Å")
     return row
 
 
@@ -72,6 +84,8 @@ def main() -> None:
     parser.add_argument("--radial", default="mlp", choices=["mlp", "spline"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--pairs", type=int, default=None, help="call pairs per system (default: 3000 / atoms, 5–40)")
+    parser.add_argument("--untabulated", action="store_true",
+                        help="also time the compiled model without radial tables (compile_potential(radial_tables=False))")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     from benchmarks.systems import systems
@@ -80,7 +94,7 @@ def main() -> None:
     for system in args.systems:
         n_atoms = len(systems()[system]) if system == "aspirin" else int(system[2:])
         pairs = args.pairs or max(5, min(40, 3000 // n_atoms))
-        rows.append(measure(system, args.radial, args.dtype, pairs))
+        rows.append(measure(system, args.radial, args.dtype, pairs, args.untabulated))
     write_result("compile_speedup", {"rows": rows}, args.out)
 
 

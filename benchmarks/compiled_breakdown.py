@@ -6,7 +6,8 @@ a stand-in of the same shapes that costs almost nothing, and the call timed agai
 
 Parts (`STAND_INS`), each replaced for the whole network (both layers):
 - "radial": the Bessel + MLP radial functions become the basis times the envelope times one 8-wide linear
-  map (the output keeps its shape, (P, paths·C), so only the MLP's hidden layers and their gradients go);
+  map (the output keeps its shape, (P, paths·C), so only the MLP's hidden layers and their gradients go), and
+  their tables (which compiled float32 calls read since 2026-12-07, `mlip.nn.radial_table`) r times one row;
 - "neighbour_sum": the per-atom neighbour sums read the first of each atom's D slots only (1/D of the work);
 - "product": the many-body product basis passes A's copies through (no tensor products);
 - "all": the three at once.
@@ -38,6 +39,7 @@ def install_stand_ins(part: str) -> None:
 
     from mlip.nn.product import ProductBasis
     from mlip.nn.radial import BesselMLPRadial
+    from mlip.nn.radial_table import TabulatedRadial, hermite_coefficients
     from mlip.nn.segments import NeighbourSegments
 
     if part in ("radial", "all"):
@@ -45,6 +47,13 @@ def install_stand_ins(part: str) -> None:
             features = self.basis(r) * self.envelope(r).unsqueeze(-1)
             return features @ self.mlp[-1].weight[:, :features.shape[1]].t()
         BesselMLPRadial.forward = radial
+
+        def table(self, r: torch.Tensor) -> torch.Tensor:  # compiled float32 calls read the radial's table
+            return r.unsqueeze(-1) * self.coefficients[0, 0]
+
+        def unchecked(cls, function, cutoff: float, *args, **kwargs) -> TabulatedRadial:  # (the check calls it)
+            return cls(hermite_coefficients(function, cutoff, 1024), cutoff)
+        TabulatedRadial.forward, TabulatedRadial.build = table, classmethod(unchecked)
     if part in ("neighbour_sum", "all"):
         def first_slot(self, left: torch.Tensor, weight: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
             p, _, k, width = left.shape

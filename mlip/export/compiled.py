@@ -47,6 +47,7 @@ class CompiledNetwork(nn.Module):
 
     def __init__(self, network: nn.Module, mode: str | None = None, radial_tables: bool = False):
         super().__init__()
+        radial_tables = radial_tables and RadialTables.applies_to(network)
         if radial_tables:  # the tables go on a copy of the module tree (same weight tensors): the original's
             network = copy.deepcopy(network, {id(t): t for t in (*network.parameters(), *network.buffers())})
         self.network = network  # radials, and the wrappers of other compiled copies, stay as they are

@@ -140,6 +140,13 @@ class RadialTables:
             object.__setattr__(radial, "inference_table", None)
         self.refresh()
 
+    @staticmethod
+    def applies_to(network: nn.Module) -> bool:
+        """Whether `network` has a radial function that a table can stand in for."""
+        from mlip.nn.radial import BesselMLPRadial
+
+        return any(isinstance(m, BesselMLPRadial) for m in network.modules())
+
     def refresh(self) -> None:
         """Build missing tables and rebuild stale ones (same pieces, so compiled graphs stay valid), for the
         radials whose weights are in the tables' dtype (the others run their MLP anyway)."""
