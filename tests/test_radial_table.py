@@ -68,3 +68,14 @@ def test_tables_follow_the_weights_and_leave_the_module_state_alone():
     assert radial.inference_table is table  # rebuilt in place: a compiled graph reads the new coefficients
     torch.testing.assert_close(table(r), radial(r), rtol=0, atol=1e-5)
     assert set(radial.state_dict()) == keys
+
+
+def test_a_radial_that_cannot_be_tabulated_keeps_its_mlp_and_new_weights_too_rough_are_refused():
+    radial = _radial().float().requires_grad_(False)
+    RadialTables(radial, tolerance=1e-30)  # no table reaches this: the MLP stays
+    assert radial.inference_table is None
+    tables = RadialTables(radial)
+    with torch.no_grad():  # frequencies far beyond what 1,024 pieces resolve
+        radial.basis.frequencies.mul_(60.0)
+    with pytest.raises(ValueError, match="compile the model again"):
+        tables.refresh()

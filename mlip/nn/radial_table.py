@@ -17,12 +17,15 @@ resolution, so a float32 model cannot tell the table from its MLP. Float64 calls
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Callable
 
 import torch
 from torch import nn
 
 FLOAT32_ROUNDING = 2.0 ** -24
+
+logger = logging.getLogger(__name__)
 
 
 CURVATURE_STEP = 1e-4  # Å: central differences of exact slopes, error ~ δ² f⁗ / 6 ≈ 1e-9 of the scale
@@ -128,7 +131,9 @@ class RadialTables:
     weights: `refresh()` (before each call) rebuilds a table in place when its radial's weights changed (their
     version counters, storage, dtype or device). A radial uses its table only under torch.compile, in the
     table's dtype, with weights that need no gradient (`BesselMLPRadial.forward`), so training and float64
-    calls run the MLP. The tables are not submodules: model files and state dicts are unchanged.
+    calls run the MLP. The tables are not submodules: model files and state dicts are unchanged. A radial
+    too rough to tabulate keeps its MLP; new weights that a table of the compiled resolution cannot follow
+    raise a ValueError (compile again) rather than run a coarser table.
     """
 
     def __init__(self, network: nn.Module, tolerance: float = FLOAT32_ROUNDING, dtype: torch.dtype = torch.float32):
@@ -159,12 +164,20 @@ class RadialTables:
                 continue
             reference = copy.deepcopy(radial).to(device="cpu", dtype=torch.float64)
             object.__setattr__(reference, "inference_table", None)
-            table = radial.inference_table
+            table, self.keys[i] = radial.inference_table, key
             if table is None:
-                table = TabulatedRadial.build(reference, radial.basis.cutoff, self.tolerance, self.dtype)
+                try:
+                    table = TabulatedRadial.build(reference, radial.basis.cutoff, self.tolerance, self.dtype)
+                except ValueError as error:  # too rough to tabulate: this radial runs its MLP
+                    logger.info("radial function %d runs untabulated: %s", i, error)
+                    continue
                 object.__setattr__(radial, "inference_table", table.to(weight.device))
-            else:
-                coefficients = hermite_coefficients(reference, table.cutoff, table.pieces)
-                table.errors = relative_errors(reference, coefficients, table.cutoff)
-                table.coefficients.copy_(coefficients)
-            self.keys[i] = key
+                continue
+            coefficients = hermite_coefficients(reference, table.cutoff, table.pieces)
+            errors = relative_errors(reference, coefficients, table.cutoff)
+            if max(errors) > self.tolerance:
+                raise ValueError(f"the new weights' radial function {i} needs a finer table than the compiled one "
+                                 f"(relative errors {errors[0]:.1e} in values, {errors[1]:.1e} in slopes with "
+                                 f"{table.pieces} pieces); compile the model again (compile_potential)")
+            table.errors = errors
+            table.coefficients.copy_(coefficients)
