@@ -23,6 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mlip.nn.frozen import weight_key
+from mlip.nn.radial import BesselMLPRadial
+
 FLOAT32_ROUNDING = 2.0 ** -24
 
 logger = logging.getLogger(__name__)
@@ -137,8 +140,6 @@ class RadialTables:
     """
 
     def __init__(self, network: nn.Module, tolerance: float = FLOAT32_ROUNDING, dtype: torch.dtype = torch.float32):
-        from mlip.nn.radial import BesselMLPRadial
-
         self.radials = [m for m in network.modules() if isinstance(m, BesselMLPRadial)]
         self.tolerance, self.dtype, self.keys = tolerance, dtype, [None] * len(self.radials)
         for radial in self.radials:
@@ -148,15 +149,11 @@ class RadialTables:
     @staticmethod
     def applies_to(network: nn.Module) -> bool:
         """Whether `network` has a radial function that a table can stand in for."""
-        from mlip.nn.radial import BesselMLPRadial
-
         return any(isinstance(m, BesselMLPRadial) for m in network.modules())
 
     def refresh(self) -> None:
         """Build missing tables and rebuild stale ones (same pieces, so compiled graphs stay valid), for the
         radials whose weights are in the tables' dtype (the others run their MLP anyway)."""
-        from mlip.nn.frozen import weight_key
-
         for i, radial in enumerate(self.radials):
             weight = next(radial.parameters())
             key = tuple(weight_key(t) for t in (*radial.parameters(), *radial.buffers()))
