@@ -107,6 +107,8 @@ def test_compiled_float32_calls_with_radial_tables_match_eager_and_follow_the_we
         scale = eager["forces"].abs().max().item()
         torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=2e-5 * scale)
         torch.testing.assert_close(out["energy"], eager["energy"], rtol=1e-5, atol=1e-5)
+        stress_scale = eager["stress"][0].abs().max().item()  # the periodic cell's (the molecule has none)
+        torch.testing.assert_close(out["stress"][0], eager["stress"][0], rtol=0, atol=2e-5 * stress_scale)
         with torch.no_grad():  # new weights, as after loading others: the tables are rebuilt before the next call
             for m in radials:
                 m.mlp[-1].weight.mul_(1.5)

@@ -1,17 +1,18 @@
-"""A radial function tabulated for compiled float32 inference: piecewise cubic Hermite in r.
+"""A radial function tabulated for compiled float32 inference: piecewise quintic Hermite in r.
 
-The medium model's radial MLP (8 Bessel functions → 64 → 64 → paths·C, per layer) costs ~15 % of a
+The medium model's radial MLP (8 Bessel functions → 64 → 64 → paths·C, per layer) cost ~15 % of a
 compiled energy + forces call at Si 512 (benchmarks/README.md "What ≤ 50 µs/atom-step would take"):
 three matrix products per bond forward and six backward. With frozen weights the MLP is a fixed smooth
-function of one variable, so it can be read once onto a grid of knots (values and exact slopes, computed
-in float64) and evaluated between knots as a cubic: one gather of four coefficient rows and three
-multiply-adds per weight, which Inductor fuses with its derivative. The table is C¹, so forces stay the
-exact derivatives of the tabulated energy.
+function of one variable, so it is read once onto a grid of knots (values, slopes and curvatures, computed
+in float64) and evaluated between knots as a quintic: one gather of six coefficient rows and five
+multiply-adds per weight, which Inductor fuses with its derivative and with the neighbour sums that read
+it. The table is C², and forces stay the exact derivatives of the tabulated energy.
 
-The knot spacing is chosen, not fixed: it halves until the table's largest error at the midpoints and
-quarter points of every piece, the worst places of a cubic Hermite interpolant, is below `tolerance`
-times the function's largest value (default 2⁻²⁴ ≈ 6e-8, float32's rounding unit): below float32's own
-resolution, so a float32 model cannot tell the table from its MLP. Float64 calls never use it.
+The knot spacing is chosen, not fixed: it halves until the table's largest errors in values and in slopes
+at the quarter points and midpoints of every piece (where a Hermite interpolant errs most) are both below
+`tolerance` relative to the function's largest value and slope (default 2⁻²⁴ ≈ 6e-8, float32's rounding
+unit), so a float32 model cannot tell the table from its MLP. Float64 calls never use it. Within the first
+piece (r < r_cut / pieces, ~0.005 Å, closer than atoms come) the error is up to ~1e-6 (`hermite_coefficients`).
 """
 
 from __future__ import annotations
