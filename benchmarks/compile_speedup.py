@@ -7,8 +7,9 @@ machine's drifting speed (up to 30 % between runs of one eager call) cannot fake
 Per system: the `equivariant_medium` benchmark model of `benchmarks.model_speed` (frozen weights,
 float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential` (compile time
 reported: the first call of a new degree bucket), then `--pairs` pairs of energy+forces calls,
-eager and compiled one after the other (their order alternating; with `--untabulated` a third model, compiled
-without radial tables, joins each round and the tables' own speed-up is reported). Reported: the median call
+eager and compiled one after the other (their order alternating; with `--untabulated` / `--unfused` the model
+compiled without radial tables / without the fused C kernel joins each round and that lever's own speed-up is
+reported). Reported: the median call
 of each, the median of the per-pair ratios eager/compiled, µs per atom-step, and whether the
 compiled forces equal eager ones (max |ΔF| in eV/Å); the process's peak resident memory so far
 (each system runs in the same process: give one system per call to read one system's memory).
@@ -24,7 +25,12 @@ import time
 from benchmarks.common import write_result
 
 
-def measure(system: str, radial: str, dtype_name: str, pairs: int, untabulated: bool = False) -> dict:
+# other compiled variants a run can time beside the default one: name → compile_potential options, what it lacks
+VARIANTS = {"untabulated": ({"radial_tables": False}, "radial tables"),
+            "unfused": ({"fused_kernel": False}, "the fused C kernel")}
+
+
+def measure(system: str, radial: str, dtype_name: str, pairs: int, variants: tuple[str, ...] = ()) -> dict:
     import torch
 
     from benchmarks.model_speed import benchmark_potential
@@ -34,7 +40,7 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int, untabulated: 
     keep_freed_memory()
     potential, batch, _, atoms = benchmark_potential(system, radial, dtype_name)
     compiled = compile_potential(potential)
-    others = {"untabulated": compile_potential(potential, radial_tables=False)} if untabulated else {}
+    others = {name: compile_potential(potential, **VARIANTS[name][0]) for name in variants}
 
     def call(model) -> tuple[float, torch.Tensor]:
         start = time.perf_counter()
@@ -42,9 +48,11 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int, untabulated: 
         forces.sum().item()
         return time.perf_counter() - start, forces
 
+    # the variants compile first: a network compiled after another variant of itself in one process can get slower
+    # code (Si 512, 2026-12-07: without the fused kernel 56 ms compiled second, 37–42 ms first or alone)
+    other_forces = {name: call(model)[1] for name, model in others.items()}
     compile_s, compiled_forces = call(compiled)
     _, eager_forces = call(potential)
-    other_forces = {name: call(model)[1] for name, model in others.items()}
     models = {"eager": potential, "compiled": compiled, **others}
     for _ in range(2):  # warm all
         for model in models.values():
@@ -68,13 +76,15 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int, untabulated: 
           f"({row['compiled_us_per_atom']:.0f} µs/atom), speed-up {row['speedup_median_of_pairs']:.2f}× "
           f"(pairs {row['speedup_min']:.2f}–{row['speedup_max']:.2f}), compile {compile_s:.0f} s, "
           f"max |ΔF| {row['max_force_difference']:.1e} eV/Å", flush=True)
-    if untabulated:  # the radial MLPs compiled as they are, against their tables (`radial_tables`)
-        plain = times["untabulated"]
-        row.update({"untabulated_ms": statistics.median(plain) * 1e3,
-                    "table_speedup_median_of_rounds": statistics.median(u / c for u, c in zip(plain, fast)),
-                    "untabulated_max_force_difference": float((other_forces["untabulated"] - eager_forces).abs().max())})
-        print(f"{'':>8}  compiled without radial tables {row['untabulated_ms']:8.2f} ms: the tables' speed-up "
-              f"{row['table_speedup_median_of_rounds']:.2f}×, max |ΔF| {row['untabulated_max_force_difference']:.1e} eV/Å")
+    for name in variants:  # the same model compiled without one of the default's levers
+        plain = times[name]
+        row.update({f"{name}_ms": statistics.median(plain) * 1e3,
+                    f"{name}_speedup_median_of_rounds": statistics.median(u / c for u, c in zip(plain, fast)),
+                    f"{name}_max_force_difference": float((other_forces[name] - eager_forces).abs().max())})
+        if name == "untabulated":  # the key of the 2026-12-07 results
+            row["table_speedup_median_of_rounds"] = row["untabulated_speedup_median_of_rounds"]
+        print(f"{'':>8}  compiled without {VARIANTS[name][1]} {row[name + '_ms']:8.2f} ms: its speed-up "
+              f"{row[name + '_speedup_median_of_rounds']:.2f}×, max |ΔF| {row[name + '_max_force_difference']:.1e} eV/Å")
     return row
 
 
@@ -86,6 +96,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=None, help="call pairs per system (default: 3000 / atoms, 5–40)")
     parser.add_argument("--untabulated", action="store_true",
                         help="also time the compiled model without radial tables (compile_potential(radial_tables=False))")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time the compiled model without the fused C kernel (compile_potential(fused_kernel=False))")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     from benchmarks.systems import systems
@@ -94,7 +106,8 @@ def main() -> None:
     for system in args.systems:
         n_atoms = len(systems()[system]) if system == "aspirin" else int(system[2:])
         pairs = args.pairs or max(5, min(40, 3000 // n_atoms))
-        rows.append(measure(system, args.radial, args.dtype, pairs, args.untabulated))
+        variants = tuple(name for name in VARIANTS if getattr(args, name))
+        rows.append(measure(system, args.radial, args.dtype, pairs, variants))
     write_result("compile_speedup", {"rows": rows}, args.out)
 
 

@@ -21,21 +21,25 @@ from torch import nn
 
 from mlip.atomic_write import atomic_path
 from mlip.models.potential import Potential, strained, stress_from_strain_gradient
+from mlip.nn.message import EquivariantConvolution
 from mlip.nn.radial_table import RadialTables
 from mlip.nn.segments import GrowingCompiledLayout
 
 
-def compile_potential(potential: Potential, mode: str | None = None, radial_tables: bool = True) -> Potential:
+def compile_potential(potential: Potential, mode: str | None = None, radial_tables: bool = True,
+                      fused_kernel: bool = True) -> Potential:
     """A copy of `potential` whose network runs under torch.compile (Inductor, dynamic shapes:
     any atom and edge count); weights are shared, the original is left as it is. For inference:
     save the original, not the copy (the compiled wrapper renames the weights).
 
     radial_tables: float32 calls with frozen weights evaluate each Bessel + MLP radial function from a quintic
     Hermite table of it (`mlip.nn.radial_table`: values and slopes within float32's rounding unit of the MLP's,
-    rebuilt when the weights change); False runs the MLP."""
+    rebuilt when the weights change); False runs the MLP.
+    fused_kernel: with the tables, on CPU, the convolutions' neighbour sums run as one hand-fused C kernel per layer
+    (`mlip.nn.tabulated_convolution`, built on first use; without a C compiler Inductor's code runs instead)."""
     compiled = copy.copy(potential)
     compiled._modules = dict(potential._modules)  # the copy's own module table: the original keeps its network
-    compiled.network = CompiledNetwork(potential.network, mode, radial_tables)
+    compiled.network = CompiledNetwork(potential.network, mode, radial_tables, fused_kernel)
     return compiled
 
 
@@ -45,11 +49,15 @@ class CompiledNetwork(nn.Module):
     degree is data), for networks that take it (`segment_sums`), and the radial tables' refresh
     (`RadialTables`, with `radial_tables`). Other attributes are the network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
 
-    def __init__(self, network: nn.Module, mode: str | None = None, radial_tables: bool = False):
+    def __init__(self, network: nn.Module, mode: str | None = None, radial_tables: bool = False,
+                 fused_kernel: bool = False):
         super().__init__()
         radial_tables = radial_tables and RadialTables.applies_to(network)
         if radial_tables:  # the tables go on a copy of the module tree (same weight tensors): the original's
             network = copy.deepcopy(network, {id(t): t for t in (*network.parameters(), *network.buffers())})
+            for module in network.modules():  # the copy's convolutions sum with the C kernel where it builds
+                if isinstance(module, EquivariantConvolution):
+                    module.fused_kernel = fused_kernel
         self.network = network  # radials, and the wrappers of other compiled copies, stay as they are
         object.__setattr__(self, "_tables", RadialTables(network) if radial_tables else None)
         # not a submodule: the weights are listed once, under `network`

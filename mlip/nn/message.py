@@ -10,6 +10,7 @@ from mlip.nn.gather import gather_rows
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
 from mlip.nn.radial import RadialSettings, tabulated
 from mlip.nn.segments import NeighbourSegments
+from mlip.nn import tabulated_convolution as fused
 
 
 class EquivariantConvolution(nn.Module):
@@ -81,6 +82,8 @@ class EquivariantConvolution(nn.Module):
             path += count
         self.register_buffer("coupling_by_run", torch.cat(run_blocks, dim=1).to(torch.get_default_dtype()),
                              persistent=False)
+        self.register_buffer("path_layout", fused.path_layout(paths), persistent=False)  # for the fused kernel
+        self.fused_kernel = False  # set on compiled copies (`compile_potential`): tabulated sums by the C kernel
         self.weight_numel = len(paths) * self.channels
         self.radial = radial.build(self.weight_numel)
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -94,6 +97,8 @@ class EquivariantConvolution(nn.Module):
             if pair is not None:
                 lengths = lengths.index_select(0, pair)
             filled = segments.pad(torch.ones_like(lengths), 0)                            # (N·D,) 1 or 0
+            if self.fused_kernel and lengths.dtype == torch.float32 and lengths.device.type == "cpu" and fused.available():
+                return self._fused_sums(node_feats, edge_sh, segments.pad(lengths, 0), filled, senders, table)
             weights = table(segments.pad(lengths, 0)) * filled.unsqueeze(-1)
             weights = weights.reshape(weights.shape[0], len(self.paths), c)             # (N·D, paths, C)
         else:
@@ -123,6 +128,19 @@ class EquivariantConvolution(nn.Module):
             summed = messages.new_zeros(n_nodes, width, num_paths, c).index_add_(0, receivers, messages)
             blocks.append((summed / self.avg_num_neighbors).permute(0, 3, 2, 1))  # (N, C, paths, 2l3+1) view
         return blocks
+
+    def _fused_sums(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
+                    filled: torch.Tensor, senders: torch.Tensor, table) -> list[torch.Tensor]:
+        """The neighbour sums by the hand-fused kernel (`mlip.nn.tabulated_convolution`): lengths, filled, edge_sh
+        and senders in the slot layout (N·D rows), `table` the radial function's `TabulatedRadial`."""
+        c = self.channels
+        features = to_channel_layout(node_feats, c, self.lmax_in).transpose(1, 2).contiguous()  # (N, dim_in, C)
+        widths = [n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
+        out = fused.tabulated_convolution(edge_sh[:, :self.dim_sh], lengths, filled, table.coefficients, features,
+                                          senders, self.coupling_by_run, self.path_layout, sum(widths),
+                                          table.cutoff, 1.0 / self.avg_num_neighbors)       # (N, columns, C)
+        return [block.reshape(block.shape[0], n, 2 * l3 + 1, c).permute(0, 3, 1, 2)    # (N, C, paths, 2l3+1)
+                for block, (l3, _, n, _) in zip(out.split(widths, dim=1), self.groups)]
 
     def _segment_sums(self, weights: torch.Tensor, features: torch.Tensor, edge_sh: torch.Tensor,
                       segments: NeighbourSegments) -> list[torch.Tensor]:

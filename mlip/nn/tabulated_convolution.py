@@ -1,0 +1,198 @@
+"""The convolution's neighbour sums with a tabulated radial function as one hand-fused CPU kernel (float32).
+
+Under torch.compile the neighbour sums of the medium model, with their radial tables, took a third of a Si 512
+energy + forces call (benchmarks/README.md "What ≤ 50 µs/atom-step would take"): Inductor writes each slot's
+operands and their gradients (the edge's coupling block L, the radial weights R, R ⊙ x and the reductions of
+the backward pass) to memory between its loops. `kernels/tabulated_convolution.c` computes, per receiving atom,
+every slot's L, R (and dR/dr) and the sender's features in registers and sums them at once; its backward pass
+recomputes them and returns the gradients with respect to the slot's length, harmonics and sender features.
+
+The C file ships with the package and is built on first use with the C compiler that Inductor uses (`cc`),
+`-O3 -march=native -fopenmp`, into Inductor's cache directory (one file per source and machine, written
+atomically under a file lock); the build takes ~1 s. Without a compiler, or when the build fails, `available()`
+is False and the convolution keeps its Inductor path (logged once). Float32 on CPU only, first derivatives
+only (inference with frozen weights: forces and stress, not a force-trained loss).
+
+Shapes (`tabulated_convolution`): sh (N·D, dim_sh), lengths (N·D,) Å, filled (N·D,) 1 or 0, coefficients
+(pieces, 6, paths·C), features (N, dim_in, C), senders (N·D,) int64, coupling (dim_sh, left_width), meta
+(4, paths) int64 → (N, out_cols, C).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from mlip.nn.gather import _scatter_rows
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "tabulated_convolution.c"
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+
+
+class _Shape(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in ("atoms", "degree", "channels", "dim_in", "dim_sh", "paths",
+                                                     "left_width", "out_cols", "pieces")] + \
+               [("cutoff", ctypes.c_float), ("scale", ctypes.c_float)]
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cache_folder() -> Path:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+        return Path(cache_dir()) / "mlip_kernels"
+    except ImportError:  # pragma: no cover - older torch
+        return Path(tempfile.gettempdir()) / "mlip_kernels"
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    """The built kernel library, or None (no compiler, failed build: the reason is logged once)."""
+    source = resources.files("mlip.nn.kernels").joinpath(SOURCE).read_bytes()
+    compiler = _compiler()
+    if compiler is None:
+        logger.info("no C compiler found: the convolution's neighbour sums keep the Inductor path")
+        return None
+    key = hashlib.sha256(source + " ".join([compiler, *FLAGS, platform.machine(), _cpu_model()]).encode()).hexdigest()
+    folder = _cache_folder()
+    target = folder / f"tabulated_convolution_{key[:16]}.so"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target) + ".lock"):
+            if not target.exists():
+                with tempfile.TemporaryDirectory(dir=folder) as work:
+                    source_file = Path(work) / SOURCE
+                    source_file.write_bytes(source)
+                    built = Path(work) / target.name
+                    subprocess.run([compiler, *FLAGS, str(source_file), "-o", str(built), "-lm"], check=True,
+                                   capture_output=True, text=True)
+                    os.replace(built, target)  # atomic: another process never loads half a library
+        library = ctypes.CDLL(str(target))
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        logger.warning("the fused convolution kernel did not build (%s); the Inductor path is used",
+                       detail.strip().splitlines()[-1] if detail.strip() else error)
+        return None
+    pointer = ctypes.c_void_p
+    library.tabulated_convolution_forward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 9 + [ctypes.c_int]
+    library.tabulated_convolution_backward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 12 + [ctypes.c_int]
+    return library
+
+
+def _cpu_model() -> str:
+    """What -march=native compiles for: the CPU's model line (Linux) or the processor name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+@torch.compiler.assume_constant_result
+def available() -> bool:
+    """Whether the fused kernel is built and loadable here (builds it on first call; a constant to torch.compile)."""
+    return _library() is not None
+
+
+def _shape(features: torch.Tensor, sh: torch.Tensor, coefficients: torch.Tensor, coupling: torch.Tensor,
+           meta: torch.Tensor, out_cols: int, cutoff: float, scale: float) -> _Shape:
+    atoms, dim_in, channels = features.shape
+    return _Shape(atoms=atoms, degree=sh.shape[0] // max(atoms, 1), channels=channels, dim_in=dim_in,
+                  dim_sh=sh.shape[1], paths=meta.shape[1], left_width=coupling.shape[1], out_cols=out_cols,
+                  pieces=coefficients.shape[0], cutoff=cutoff, scale=scale)
+
+
+def _pointer(tensor: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(tensor.data_ptr())
+
+
+@torch.library.custom_op("mlip::tabulated_convolution", mutates_args=())
+def tabulated_convolution(sh: torch.Tensor, lengths: torch.Tensor, filled: torch.Tensor, coefficients: torch.Tensor,
+                          features: torch.Tensor, senders: torch.Tensor, coupling: torch.Tensor, meta: torch.Tensor,
+                          out_cols: int, cutoff: float, scale: float) -> torch.Tensor:
+    """scale · Σ_slots Σ_k L ⊙ R ⊙ x[sender] per receiving atom and path (see the module and the C file)."""
+    inputs = [t.contiguous() for t in (sh, lengths, filled, coefficients, features, senders, coupling, meta)]
+    sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
+    out = features.new_empty((features.shape[0], out_cols, features.shape[2]))
+    shape = _shape(features, sh, coefficients, coupling, meta, out_cols, cutoff, scale)
+    _library().tabulated_convolution_forward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
+        sh, lengths, filled, coefficients, features, senders, coupling, out)), torch.get_num_threads())
+    return out
+
+
+@tabulated_convolution.register_fake
+def _(sh, lengths, filled, coefficients, features, senders, coupling, meta, out_cols, cutoff, scale):
+    return features.new_empty((features.shape[0], out_cols, features.shape[2]))
+
+
+@torch.library.custom_op("mlip::tabulated_convolution_backward", mutates_args=())
+def tabulated_convolution_backward(grad: torch.Tensor, sh: torch.Tensor, lengths: torch.Tensor, filled: torch.Tensor,
+                                   coefficients: torch.Tensor, features: torch.Tensor, senders: torch.Tensor,
+                                   coupling: torch.Tensor, meta: torch.Tensor, cutoff: float,
+                                   scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per slot: ∂/∂length (N·D,), ∂/∂sh (N·D, dim_sh) and ∂/∂x[sender] (N·D, dim_in, C)."""
+    inputs = [t.contiguous() for t in (grad, sh, lengths, filled, coefficients, features, senders, coupling, meta)]
+    grad, sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
+    grad_lengths, grad_sh = torch.empty_like(lengths), torch.empty_like(sh)
+    grad_slots = features.new_empty((sh.shape[0], *features.shape[1:]))
+    shape = _shape(features, sh, coefficients, coupling, meta, grad.shape[1], cutoff, scale)
+    _library().tabulated_convolution_backward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
+        grad, sh, lengths, filled, coefficients, features, senders, coupling, grad_lengths, grad_sh, grad_slots)),
+        torch.get_num_threads())
+    return grad_lengths, grad_sh, grad_slots
+
+
+@tabulated_convolution_backward.register_fake
+def _(grad, sh, lengths, filled, coefficients, features, senders, coupling, meta, cutoff, scale):
+    return (torch.empty_like(lengths), torch.empty_like(sh),
+            features.new_empty((sh.shape[0], *features.shape[1:])))
+
+
+def _context(ctx, inputs, output) -> None:
+    sh, lengths, filled, coefficients, features, senders, coupling, meta, _, cutoff, scale = inputs
+    ctx.save_for_backward(sh, lengths, filled, coefficients, features, senders, coupling, meta)
+    ctx.cutoff, ctx.scale = cutoff, scale
+
+
+def _backward(ctx, grad: torch.Tensor):
+    sh, lengths, filled, coefficients, features, senders, coupling, meta = ctx.saved_tensors
+    grad_lengths, grad_sh, grad_slots = tabulated_convolution_backward(
+        grad, sh, lengths, filled, coefficients, features, senders, coupling, meta, ctx.cutoff, ctx.scale)
+    grad_features = _scatter_rows(grad_slots, senders, features.shape[0])   # Σ over the slots each atom sends to
+    return grad_sh, grad_lengths, None, None, grad_features, None, None, None, None, None, None
+
+
+tabulated_convolution.register_autograd(_backward, setup_context=_context)
+
+
+def path_layout(paths: list[tuple[int, int, int]]) -> torch.Tensor:
+    """The kernel's per-path metadata (4, paths) int64: l_in, 2·l3+1, first column of the path's block of the
+    coupling (rows 2·l_in+1 × columns 2·l3+1, blocks side by side in path order) and first output column.
+    paths: (l_in, l_sh, l3) in the convolution's order."""
+    l_in = [p[0] for p in paths]
+    widths = [2 * p[2] + 1 for p in paths]
+    blocks = [(2 * a + 1) * w for a, w in zip(l_in, widths)]
+    left_at = [sum(blocks[:q]) for q in range(len(paths))]
+    out_at = [sum(widths[:q]) for q in range(len(paths))]
+    return torch.tensor([l_in, widths, left_at, out_at], dtype=torch.int64)
