@@ -138,9 +138,10 @@ class EquivariantConvolution(nn.Module):
         widths = [n * (2 * l3 + 1) for l3, _, n, _ in self.groups]
         out = fused.tabulated_convolution(edge_sh[:, :self.dim_sh], lengths, filled, table.coefficients, features,
                                           senders, self.coupling_by_run, self.path_layout, sum(widths),
-                                          table.cutoff, 1.0 / self.avg_num_neighbors)       # (N, columns, C)
-        return [block.reshape(block.shape[0], n, 2 * l3 + 1, c).permute(0, 3, 1, 2)    # (N, C, paths, 2l3+1)
-                for block, (l3, _, n, _) in zip(out.split(widths, dim=1), self.groups)]
+                                          table.cutoff, 1.0 / self.avg_num_neighbors)       # (N·columns, C)
+        n_nodes = features.shape[0]
+        return [block.reshape(n_nodes, 2 * l3 + 1, n, c).permute(0, 3, 2, 1)          # (N, C, paths, 2l3+1) views
+                for block, (l3, _, n, _) in zip(out.split([n_nodes * w for w in widths]), self.groups)]
 
     def _segment_sums(self, weights: torch.Tensor, features: torch.Tensor, edge_sh: torch.Tensor,
                       segments: NeighbourSegments) -> list[torch.Tensor]:

@@ -15,7 +15,7 @@ only (inference with frozen weights: forces and stress, not a force-trained loss
 
 Shapes (`tabulated_convolution`): sh (N·D, dim_sh), lengths (N·D,) Å, filled (N·D,) 1 or 0, coefficients
 (pieces, 6, paths·C), features (N, dim_in, C), senders (N·D,) int64, coupling (dim_sh, left_width), meta
-(4, paths) int64 → (N, out_cols, C).
+(7, paths) int64 → (N·out_cols, C): one (N, 2·l3+1, paths, C) block per l3, one after the other.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def tabulated_convolution(sh: torch.Tensor, lengths: torch.Tensor, filled: torch
     """scale · Σ_slots Σ_k L ⊙ R ⊙ x[sender] per receiving atom and path (see the module and the C file)."""
     inputs = [t.contiguous() for t in (sh, lengths, filled, coefficients, features, senders, coupling, meta)]
     sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
-    out = features.new_empty((features.shape[0], out_cols, features.shape[2]))
+    out = features.new_empty((features.shape[0] * out_cols, features.shape[2]))
     shape = _shape(features, sh, coefficients, coupling, meta, out_cols, cutoff, scale)
     _library().tabulated_convolution_forward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
         sh, lengths, filled, coefficients, features, senders, coupling, out)), torch.get_num_threads())
@@ -143,7 +143,7 @@ def tabulated_convolution(sh: torch.Tensor, lengths: torch.Tensor, filled: torch
 
 @tabulated_convolution.register_fake
 def _(sh, lengths, filled, coefficients, features, senders, coupling, meta, out_cols, cutoff, scale):
-    return features.new_empty((features.shape[0], out_cols, features.shape[2]))
+    return features.new_empty((features.shape[0] * out_cols, features.shape[2]))
 
 
 @torch.library.custom_op("mlip::tabulated_convolution_backward", mutates_args=())
@@ -156,7 +156,7 @@ def tabulated_convolution_backward(grad: torch.Tensor, sh: torch.Tensor, lengths
     grad, sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
     grad_lengths, grad_sh = torch.empty_like(lengths), torch.empty_like(sh)
     grad_slots = features.new_empty((sh.shape[0], *features.shape[1:]))
-    shape = _shape(features, sh, coefficients, coupling, meta, grad.shape[1], cutoff, scale)
+    shape = _shape(features, sh, coefficients, coupling, meta, grad.shape[0] // max(features.shape[0], 1), cutoff, scale)
     _library().tabulated_convolution_backward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
         grad, sh, lengths, filled, coefficients, features, senders, coupling, grad_lengths, grad_sh, grad_slots)),
         torch.get_num_threads())
@@ -187,12 +187,16 @@ tabulated_convolution.register_autograd(_backward, setup_context=_context)
 
 
 def path_layout(paths: list[tuple[int, int, int]]) -> torch.Tensor:
-    """The kernel's per-path metadata (4, paths) int64: l_in, 2·l3+1, first column of the path's block of the
-    coupling (rows 2·l_in+1 × columns 2·l3+1, blocks side by side in path order) and first output column.
-    paths: (l_in, l_sh, l3) in the convolution's order."""
-    l_in = [p[0] for p in paths]
-    widths = [2 * p[2] + 1 for p in paths]
+    """The kernel's per-path metadata (7, paths) int64: l_in; 2·l3+1; first column of the path's block of the
+    coupling (rows 2·l_in+1 × columns 2·l3+1, blocks side by side in path order); and where its outputs go: the
+    first column of its group (the paths sharing its l3), the group's columns, its index in the group and the
+    group's path count. Each group's outputs are one contiguous (N, 2·l3+1, paths, C) block, so that the channel
+    mix (`PathLinear`) reads it as a matrix without a copy. paths: (l_in, l_sh, l3), sorted by l3."""
+    l_in, widths = [p[0] for p in paths], [2 * p[2] + 1 for p in paths]
     blocks = [(2 * a + 1) * w for a, w in zip(l_in, widths)]
     left_at = [sum(blocks[:q]) for q in range(len(paths))]
-    out_at = [sum(widths[:q]) for q in range(len(paths))]
-    return torch.tensor([l_in, widths, left_at, out_at], dtype=torch.int64)
+    sharing = [sum(1 for other in paths if other[2] == p[2]) for p in paths]
+    group_at = [sum(widths[q] for q in range(len(paths)) if paths[q][2] < p[2]) for p in paths]
+    in_group = [sum(1 for q in range(i) if paths[q][2] == p[2]) for i, p in enumerate(paths)]
+    group_cols = [n * w for n, w in zip(sharing, widths)]
+    return torch.tensor([l_in, widths, left_at, group_at, group_cols, in_group, sharing], dtype=torch.int64)

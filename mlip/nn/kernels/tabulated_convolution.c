@@ -13,10 +13,14 @@
  * (the caller sums the last over senders). Both parallelise over receivers with OpenMP; every output row is
  * written by one thread, so results do not depend on the thread count.
  *
- * Metadata per path p (int64): l_in, width w3 = 2*l3 + 1, offset of its L block (rows k < 2*l_in+1, columns
- * w < w3, row-major) and its first output column. Shapes (all contiguous):
+ * Metadata per path p (int64 rows): l_in; width w3 = 2*l3 + 1; offset of its L block (rows k < 2*l_in+1, columns
+ * w < w3, row-major); and where its outputs go. The outputs of the paths sharing an l3 (a group) form one
+ * contiguous block (N, w3, paths in the group, C), the blocks one after the other, so that the channel mix
+ * (`PathLinear`) reads each as a matrix without a copy: per path the group's first column (over all atoms:
+ * the block starts at N * first_column * C), the group's columns per atom, its index in the group and the
+ * group's path count (the stride between components w). Shapes (all contiguous):
  *   sh (N*D, dim_sh), lengths (N*D,) Angstrom, filled (N*D,) 1 or 0, coefficients (pieces, 6, paths*C),
- *   features (N, dim_in, C), senders (N*D,), coupling (dim_sh, left_width) -> out (N, out_cols, C).
+ *   features (N, dim_in, C), senders (N*D,), coupling (dim_sh, left_width) -> out (N*out_cols, C).
  */
 #include <math.h>
 #include <stdint.h>
@@ -67,11 +71,18 @@ static void left_row(const shape_t *shape, const float *sh_row, const float *cou
     }
 }
 
+/* Atom i's first output row of path p (its component w at + w * stride * C): see the layout above. */
+static inline float *output_of(const shape_t *shape, float *out, const int64_t *group_at, const int64_t *group_cols,
+                               const int64_t *in_group, int64_t p, int64_t i) {
+    return out + (shape->atoms * group_at[p] + i * group_cols[p] + in_group[p]) * shape->channels;
+}
+
 void tabulated_convolution_forward(const shape_t *shape, const int64_t *meta, const float *sh, const float *lengths,
                                    const float *filled, const float *coefficients, const float *features,
                                    const int64_t *senders, const float *coupling, float *out, int threads) {
     const int64_t C = shape->channels, D = shape->degree, P = shape->paths;
-    const int64_t *l_in = meta, *w3 = meta + P, *left_at = meta + 2 * P, *out_at = meta + 3 * P;
+    const int64_t *l_in = meta, *w3 = meta + P, *left_at = meta + 2 * P, *group_at = meta + 3 * P;
+    const int64_t *group_cols = meta + 4 * P, *in_group = meta + 5 * P, *stride = meta + 6 * P;
     #pragma omp parallel num_threads(threads)
     {
         float *radial = malloc(sizeof(float) * P * C);
@@ -79,8 +90,10 @@ void tabulated_convolution_forward(const shape_t *shape, const int64_t *meta, co
         float *product = malloc(sizeof(float) * C);
         #pragma omp for schedule(static)
         for (int64_t i = 0; i < shape->atoms; i++) {
-            float *acc = out + i * shape->out_cols * C;
-            memset(acc, 0, sizeof(float) * shape->out_cols * C);
+            for (int64_t p = 0; p < P; p++)  /* this atom's outputs of every path */
+                for (int64_t w = 0; w < w3[p]; w++)
+                    memset(output_of(shape, out, group_at, group_cols, in_group, p, i) + w * stride[p] * C, 0,
+                           sizeof(float) * C);
             for (int64_t d = 0; d < D; d++) {
                 const int64_t s = i * D + d;
                 if (filled[s] == 0.0f) continue;
@@ -90,23 +103,26 @@ void tabulated_convolution_forward(const shape_t *shape, const int64_t *meta, co
                 for (int64_t p = 0; p < P; p++) {
                     const int64_t k_count = 2 * l_in[p] + 1, width = w3[p];
                     const float *r = radial + p * C, *l = left + left_at[p];
-                    float *o = acc + out_at[p] * C;
+                    float *o = output_of(shape, out, group_at, group_cols, in_group, p, i);
                     for (int64_t k = 0; k < k_count; k++) {
                         const float *xk = x + (l_in[p] * l_in[p] + k) * C;
                         #pragma omp simd
                         for (int64_t c = 0; c < C; c++) product[c] = r[c] * xk[c];
                         for (int64_t w = 0; w < width; w++) {
                             const float lw = l[k * width + w];
-                            float *ow = o + w * C;
+                            float *ow = o + w * stride[p] * C;
                             #pragma omp simd
                             for (int64_t c = 0; c < C; c++) ow[c] += lw * product[c];
                         }
                     }
                 }
             }
-            const float scale = shape->scale;
-            #pragma omp simd
-            for (int64_t q = 0; q < shape->out_cols * C; q++) acc[q] *= scale;
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t w = 0; w < w3[p]; w++) {
+                    float *o = output_of(shape, out, group_at, group_cols, in_group, p, i) + w * stride[p] * C;
+                    #pragma omp simd
+                    for (int64_t c = 0; c < C; c++) o[c] *= shape->scale;
+                }
         }
         free(radial);
         free(left);
@@ -120,7 +136,8 @@ void tabulated_convolution_backward(const shape_t *shape, const int64_t *meta, c
                                     const float *coupling, float *grad_lengths, float *grad_sh,
                                     float *grad_sender_features, int threads) {
     const int64_t C = shape->channels, D = shape->degree, P = shape->paths;
-    const int64_t *l_in = meta, *w3 = meta + P, *left_at = meta + 2 * P, *out_at = meta + 3 * P;
+    const int64_t *l_in = meta, *w3 = meta + P, *left_at = meta + 2 * P, *group_at = meta + 3 * P;
+    const int64_t *group_cols = meta + 4 * P, *in_group = meta + 5 * P, *stride = meta + 6 * P;
     #pragma omp parallel num_threads(threads)
     {
         float *radial = malloc(sizeof(float) * P * C), *slopes = malloc(sizeof(float) * P * C);
@@ -129,7 +146,6 @@ void tabulated_convolution_backward(const shape_t *shape, const int64_t *meta, c
         float *product = malloc(sizeof(float) * C), *back = malloc(sizeof(float) * C);
         #pragma omp for schedule(static)
         for (int64_t i = 0; i < shape->atoms; i++) {
-            const float *g = grad_out + i * shape->out_cols * C;
             for (int64_t d = 0; d < D; d++) {
                 const int64_t s = i * D + d;
                 float *gx = grad_sender_features + s * shape->dim_in * C;
@@ -147,7 +163,7 @@ void tabulated_convolution_backward(const shape_t *shape, const int64_t *meta, c
                     const int64_t k_count = 2 * l_in[p] + 1, width = w3[p];
                     const float *r = radial + p * C, *l = left + left_at[p];
                     float *gl = grad_left + left_at[p], *gr = grad_radial + p * C;
-                    const float *gp = g + out_at[p] * C;
+                    const float *gp = output_of(shape, (float *)grad_out, group_at, group_cols, in_group, p, i);
                     for (int64_t k = 0; k < k_count; k++) {
                         const int64_t row = l_in[p] * l_in[p] + k;
                         const float *xk = x + row * C;
@@ -155,7 +171,7 @@ void tabulated_convolution_backward(const shape_t *shape, const int64_t *meta, c
                         #pragma omp simd
                         for (int64_t c = 0; c < C; c++) { product[c] = r[c] * xk[c]; back[c] = 0.0f; }
                         for (int64_t w = 0; w < width; w++) {
-                            const float *gw = gp + w * C;
+                            const float *gw = gp + w * stride[p] * C;
                             const float lw = l[k * width + w];
                             float dot = 0.0f;
                             #pragma omp simd reduction(+:dot)
