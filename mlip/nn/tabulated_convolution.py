@@ -8,8 +8,10 @@ every slot's L, R (and dR/dr) and the sender's features in registers and sums th
 recomputes them and returns the gradients with respect to the slot's length, harmonics and sender features.
 
 The C file ships with the package and is built on first use with the C compiler that Inductor uses (`cc`),
-`-O3 -march=native -fopenmp`, into Inductor's cache directory (one file per source and machine, written
-atomically under a file lock); the build takes ~1 s. Without a compiler, or when the build fails, `available()`
+`-O3 -march=native -fopenmp`, once per convolution shape (channels, paths and their metadata are compile-time
+constants, so every loop is unrolled and vectorised, as Inductor specialises its own kernels), into Inductor's
+cache directory (one file per source, shape and machine, written atomically under a file lock); a build takes
+~1–3 s. Without a compiler, or when the build fails, `available()`
 is False and the convolution keeps its Inductor path (logged once). Float32 on CPU only, first derivatives
 only (inference with frozen weights: forces and stress, not a force-trained loss).
 
@@ -44,9 +46,8 @@ FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 
 
 class _Shape(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in ("atoms", "degree", "channels", "dim_in", "dim_sh", "paths",
-                                                     "left_width", "out_cols", "pieces")] + \
-               [("cutoff", ctypes.c_float), ("scale", ctypes.c_float)]
+    _fields_ = [("atoms", ctypes.c_int64), ("degree", ctypes.c_int64), ("pieces", ctypes.c_int64),
+                ("cutoff", ctypes.c_float), ("scale", ctypes.c_float)]
 
 
 def _compiler() -> str | None:
@@ -64,17 +65,21 @@ def _cache_folder() -> Path:
         return Path(tempfile.gettempdir()) / "mlip_kernels"
 
 
-@lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
-    """The built kernel library, or None (no compiler, failed build: the reason is logged once)."""
+@lru_cache(maxsize=None)
+def _library(sizes: tuple[int, ...] = (1, 1, 1, 1, 1), meta: tuple[int, ...] = (0, 1, 0, 0, 1, 0, 1)) -> ctypes.CDLL | None:
+    """The kernels built for one convolution shape: sizes (channels, paths, dim_in, dim_sh, left_width) and the
+    flattened `path_layout`, compile-time constants of the build (the default: a one-path shape that checks the
+    tool chain). None where no compiler is found or the build fails (the reason is logged)."""
     source = resources.files("mlip.nn.kernels").joinpath(SOURCE).read_bytes()
     compiler = _compiler()
     if compiler is None:
         logger.info("no C compiler found: the convolution's neighbour sums keep the Inductor path")
         return None
-    key = hashlib.sha256(source + " ".join([compiler, *FLAGS, platform.machine(), _cpu_model()]).encode()).hexdigest()
+    names = ("CHANNELS", "PATHS", "DIM_IN", "DIM_SH", "LEFT_WIDTH")
+    defines = [f"-D{name}={value}" for name, value in zip(names, sizes)] + [f"-DMETA={','.join(map(str, meta))}"]
+    key = hashlib.sha256(source + " ".join([compiler, *FLAGS, *defines, platform.machine(), _cpu_model()]).encode())
     folder = _cache_folder()
-    target = folder / f"tabulated_convolution_{key[:16]}.so"
+    target = folder / f"tabulated_convolution_{key.hexdigest()[:16]}.so"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(target) + ".lock"):
@@ -83,18 +88,28 @@ def _library() -> ctypes.CDLL | None:
                     source_file = Path(work) / SOURCE
                     source_file.write_bytes(source)
                     built = Path(work) / target.name
-                    subprocess.run([compiler, *FLAGS, str(source_file), "-o", str(built), "-lm"], check=True,
-                                   capture_output=True, text=True)
+                    subprocess.run([compiler, *FLAGS, *defines, str(source_file), "-o", str(built), "-lm"],
+                                   check=True, capture_output=True, text=True)
                     os.replace(built, target)  # atomic: another process never loads half a library
         library = ctypes.CDLL(str(target))
     except (OSError, subprocess.CalledProcessError) as error:
-        detail = getattr(error, "stderr", "") or str(error)
+        detail = (getattr(error, "stderr", "") or str(error)).strip()
         logger.warning("the fused convolution kernel did not build (%s); the Inductor path is used",
-                       detail.strip().splitlines()[-1] if detail.strip() else error)
+                       detail.splitlines()[-1] if detail else error)
         return None
     pointer = ctypes.c_void_p
-    library.tabulated_convolution_forward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 9 + [ctypes.c_int]
-    library.tabulated_convolution_backward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 12 + [ctypes.c_int]
+    library.tabulated_convolution_forward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 8 + [ctypes.c_int]
+    library.tabulated_convolution_backward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 11 + [ctypes.c_int]
+    return library
+
+
+def _library_for(features: torch.Tensor, sh: torch.Tensor, coupling: torch.Tensor, meta: torch.Tensor) -> ctypes.CDLL:
+    """The kernels of this convolution's shape (built on first use)."""
+    sizes = (features.shape[2], meta.shape[1], features.shape[1], sh.shape[1], coupling.shape[1])
+    library = _library(sizes, tuple(meta.flatten().tolist()))
+    if library is None:
+        raise RuntimeError("the fused convolution kernel did not build for this shape (see the log); compile the model "
+                           "with compile_potential(..., fused_kernel=False)")
     return library
 
 
@@ -115,12 +130,11 @@ def available() -> bool:
     return _library() is not None
 
 
-def _shape(features: torch.Tensor, sh: torch.Tensor, coefficients: torch.Tensor, coupling: torch.Tensor,
-           meta: torch.Tensor, out_cols: int, cutoff: float, scale: float) -> _Shape:
-    atoms, dim_in, channels = features.shape
-    return _Shape(atoms=atoms, degree=sh.shape[0] // max(atoms, 1), channels=channels, dim_in=dim_in,
-                  dim_sh=sh.shape[1], paths=meta.shape[1], left_width=coupling.shape[1], out_cols=out_cols,
-                  pieces=coefficients.shape[0], cutoff=cutoff, scale=scale)
+def _shape(features: torch.Tensor, sh: torch.Tensor, coefficients: torch.Tensor, cutoff: float,
+           scale: float) -> _Shape:
+    atoms = features.shape[0]
+    return _Shape(atoms=atoms, degree=sh.shape[0] // max(atoms, 1), pieces=coefficients.shape[0], cutoff=cutoff,
+                  scale=scale)
 
 
 def _pointer(tensor: torch.Tensor) -> ctypes.c_void_p:
@@ -135,8 +149,8 @@ def tabulated_convolution(sh: torch.Tensor, lengths: torch.Tensor, filled: torch
     inputs = [t.contiguous() for t in (sh, lengths, filled, coefficients, features, senders, coupling, meta)]
     sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
     out = features.new_empty((features.shape[0] * out_cols, features.shape[2]))
-    shape = _shape(features, sh, coefficients, coupling, meta, out_cols, cutoff, scale)
-    _library().tabulated_convolution_forward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
+    shape = _shape(features, sh, coefficients, cutoff, scale)
+    _library_for(features, sh, coupling, meta).tabulated_convolution_forward(ctypes.byref(shape), *map(_pointer, (
         sh, lengths, filled, coefficients, features, senders, coupling, out)), torch.get_num_threads())
     return out
 
@@ -156,8 +170,8 @@ def tabulated_convolution_backward(grad: torch.Tensor, sh: torch.Tensor, lengths
     grad, sh, lengths, filled, coefficients, features, senders, coupling, meta = inputs
     grad_lengths, grad_sh = torch.empty_like(lengths), torch.empty_like(sh)
     grad_slots = features.new_empty((sh.shape[0], *features.shape[1:]))
-    shape = _shape(features, sh, coefficients, coupling, meta, grad.shape[0] // max(features.shape[0], 1), cutoff, scale)
-    _library().tabulated_convolution_backward(ctypes.byref(shape), _pointer(meta), *map(_pointer, (
+    shape = _shape(features, sh, coefficients, cutoff, scale)
+    _library_for(features, sh, coupling, meta).tabulated_convolution_backward(ctypes.byref(shape), *map(_pointer, (
         grad, sh, lengths, filled, coefficients, features, senders, coupling, grad_lengths, grad_sh, grad_slots)),
         torch.get_num_threads())
     return grad_lengths, grad_sh, grad_slots
