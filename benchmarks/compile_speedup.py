@@ -38,6 +38,10 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int, variants: tup
     from mlip.memory import keep_freed_memory
 
     keep_freed_memory()
+    # every compiled copy of the network shares one code object and so torch's limit of 8 graphs per code object:
+    # three copies (default, --untabulated, --unfused) over four systems' degree buckets exceed it, and the graphs
+    # beyond it would run eagerly. Room for them, in this benchmark only (a user compiles one model).
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     potential, batch, _, atoms = benchmark_potential(system, radial, dtype_name)
     compiled = compile_potential(potential)
     others = {name: compile_potential(potential, **VARIANTS[name][0]) for name in variants}

@@ -80,11 +80,15 @@ def test_fused_operator_is_registered_for_the_compiler():
 
 
 def test_without_a_compiler_the_kernel_is_unavailable_and_says_why(monkeypatch, caplog):
-    monkeypatch.setattr(fused, "_compiler", lambda: None)
+    from mlip.nn.kernels import build
+
+    monkeypatch.setattr(build, "compiler", lambda: None)
     fused._library.cache_clear()
+    build.build.cache_clear()
     try:
-        with caplog.at_level("INFO", logger="mlip.nn.tabulated_convolution"):
-            assert fused._library() is None
+        with caplog.at_level("INFO", logger="mlip.nn.kernels.build"):
+            assert fused._library() is None and not fused.available()
         assert "no C compiler" in caplog.text
     finally:
         fused._library.cache_clear()
+        build.build.cache_clear()

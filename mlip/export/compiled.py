@@ -74,7 +74,8 @@ class CompiledNetwork(nn.Module):
         table per neighbour slot in the fused kernel (float32 weights on a CPU), which needs no pairs."""
         fused_everywhere = bool(self._convolutions) and all(
             getattr(conv.radial, "inference_table", None) is not None and conv.coupling_by_run.dtype == torch.float32
-            and conv.coupling_by_run.device.type == "cpu" for conv in self._convolutions) and fused.available()
+            and conv.coupling_by_run.device.type == "cpu" and fused.available(*conv.kernel_shape)
+            for conv in self._convolutions)
         return not fused_everywhere and getattr(self.network, "accepts_edge_pairs", False)
 
     def forward(self, species: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,

@@ -83,6 +83,7 @@ class EquivariantConvolution(nn.Module):
         self.register_buffer("coupling_by_run", torch.cat(run_blocks, dim=1).to(torch.get_default_dtype()),
                              persistent=False)
         self.register_buffer("path_layout", fused.path_layout(paths), persistent=False)  # for the fused kernel
+        self.kernel_shape = fused.kernel_shape(self.channels, dim_in, dim_sh, self.coupling_by_run, paths)
         self.fused_kernel = False  # set on compiled copies (`compile_potential`): tabulated sums by the C kernel
         self.weight_numel = len(paths) * self.channels
         self.radial = radial.build(self.weight_numel)
@@ -97,7 +98,8 @@ class EquivariantConvolution(nn.Module):
             if pair is not None:
                 lengths = lengths.index_select(0, pair)
             filled = segments.pad(torch.ones_like(lengths), 0)                            # (N·D,) 1 or 0
-            if self.fused_kernel and lengths.dtype == torch.float32 and lengths.device.type == "cpu" and fused.available():
+            float32_on_cpu = lengths.dtype == torch.float32 and lengths.device.type == "cpu"
+            if self.fused_kernel and float32_on_cpu and fused.available(*self.kernel_shape):
                 return self._fused_sums(node_feats, edge_sh, segments.pad(lengths, 0), filled, senders, table)
             weights = table(segments.pad(lengths, 0)) * filled.unsqueeze(-1)
             weights = weights.reshape(weights.shape[0], len(self.paths), c)             # (N·D, paths, C)

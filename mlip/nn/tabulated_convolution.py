@@ -7,11 +7,8 @@ the backward pass) to memory between its loops. `kernels/tabulated_convolution.c
 every slot's L, R (and dR/dr) and the sender's features in registers and sums them at once; its backward pass
 recomputes them and returns the gradients with respect to the slot's length, harmonics and sender features.
 
-The C file ships with the package and is built on first use with the C compiler that Inductor uses (`cc`),
-`-O3 -march=native -fopenmp`, once per convolution shape (channels, paths and their metadata are compile-time
-constants, so every loop is unrolled and vectorised, as Inductor specialises its own kernels), into Inductor's
-cache directory (one file per source, shape and machine, written atomically under a file lock); a build takes
-~1–3 s. Without a compiler, or when the build fails, `available()`
+The C file ships with the package and is built on first use, once per convolution shape (channels, paths and
+their metadata are compile-time constants: `mlip.nn.kernels.build`); a build takes ~1–3 s. Without a compiler, or when the build fails, `available()`
 is False and the convolution keeps its Inductor path (logged once). Float32 on CPU only, first derivatives
 only (inference with frozen weights: forces and stress, not a force-trained loss).
 
@@ -23,26 +20,14 @@ Shapes (`tabulated_convolution`): sh (N·D, dim_sh), lengths (N·D,) Å, filled 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
 import torch
-from filelock import FileLock
 
 from mlip.nn.gather import _scatter_rows
-
-logger = logging.getLogger(__name__)
+from mlip.nn.kernels.build import build
 
 SOURCE = "tabulated_convolution.c"
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 
 
 class _Shape(ctypes.Structure):
@@ -50,56 +35,17 @@ class _Shape(ctypes.Structure):
                 ("cutoff", ctypes.c_float), ("scale", ctypes.c_float)]
 
 
-def _compiler() -> str | None:
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _cache_folder() -> Path:
-    try:
-        from torch._inductor.runtime.cache_dir_utils import cache_dir
-        return Path(cache_dir()) / "mlip_kernels"
-    except ImportError:  # pragma: no cover - older torch
-        return Path(tempfile.gettempdir()) / "mlip_kernels"
-
-
 @lru_cache(maxsize=None)
 def _library(sizes: tuple[int, ...] = (1, 1, 1, 1, 1), meta: tuple[int, ...] = (0, 1, 0, 0, 1, 0, 1)) -> ctypes.CDLL | None:
     """The kernels built for one convolution shape: sizes (channels, paths, dim_in, dim_sh, left_width) and the
     flattened `path_layout`, compile-time constants of the build (the default: a one-path shape that checks the
     tool chain). None where no compiler is found or the build fails (the reason is logged)."""
-    source = resources.files("mlip.nn.kernels").joinpath(SOURCE).read_bytes()
-    compiler = _compiler()
-    if compiler is None:
-        logger.info("no C compiler found: the convolution's neighbour sums keep the Inductor path")
-        return None
     names = ("CHANNELS", "PATHS", "DIM_IN", "DIM_SH", "LEFT_WIDTH")
-    defines = [f"-D{name}={value}" for name, value in zip(names, sizes)] + [f"-DMETA={','.join(map(str, meta))}"]
-    key = hashlib.sha256(source + " ".join([compiler, *FLAGS, *defines, platform.machine(), _cpu_model()]).encode())
-    folder = _cache_folder()
-    target = folder / f"tabulated_convolution_{key.hexdigest()[:16]}.so"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not target.exists():
-                with tempfile.TemporaryDirectory(dir=folder) as work:
-                    source_file = Path(work) / SOURCE
-                    source_file.write_bytes(source)
-                    built = Path(work) / target.name
-                    subprocess.run([compiler, *FLAGS, *defines, str(source_file), "-o", str(built), "-lm"],
-                                   check=True, capture_output=True, text=True)
-                    os.replace(built, target)  # atomic: another process never loads half a library
-        library = ctypes.CDLL(str(target))
-    except (OSError, subprocess.CalledProcessError) as error:
-        detail = (getattr(error, "stderr", "") or str(error)).strip()
-        logger.warning("the fused convolution kernel did not build (%s); the Inductor path is used",
-                       detail.splitlines()[-1] if detail else error)
-        return None
-    pointer = ctypes.c_void_p
-    library.tabulated_convolution_forward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 8 + [ctypes.c_int]
-    library.tabulated_convolution_backward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 11 + [ctypes.c_int]
+    library = build(SOURCE, tuple(zip(names, map(str, sizes))) + (("META", ",".join(map(str, meta))),))
+    if library is not None:
+        pointer = ctypes.c_void_p
+        library.tabulated_convolution_forward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 8 + [ctypes.c_int]
+        library.tabulated_convolution_backward.argtypes = [ctypes.POINTER(_Shape)] + [pointer] * 11 + [ctypes.c_int]
     return library
 
 
@@ -113,21 +59,18 @@ def _library_for(features: torch.Tensor, sh: torch.Tensor, coupling: torch.Tenso
     return library
 
 
-def _cpu_model() -> str:
-    """What -march=native compiles for: the CPU's model line (Linux) or the processor name."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
 @torch.compiler.assume_constant_result
-def available() -> bool:
-    """Whether the fused kernel is built and loadable here (builds it on first call; a constant to torch.compile)."""
-    return _library() is not None
+def available(sizes: tuple[int, ...] = (1, 1, 1, 1, 1), meta: tuple[int, ...] = (0, 1, 0, 0, 1, 0, 1)) -> bool:
+    """Whether the kernels of this convolution shape (`kernel_shape`; default: a one-path shape, the tool
+    chain alone) are built and loadable here: builds them on first call, a constant to torch.compile, so a
+    compiled graph takes the Inductor path where the build fails."""
+    return _library(tuple(sizes), tuple(meta)) is not None
+
+
+def kernel_shape(channels: int, dim_in: int, dim_sh: int, coupling: torch.Tensor,
+                 paths: list[tuple[int, int, int]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(sizes, flattened path metadata): what the kernels of one convolution are built for (`available`)."""
+    return (channels, len(paths), dim_in, dim_sh, coupling.shape[1]), tuple(path_layout(paths).flatten().tolist())
 
 
 def _shape(features: torch.Tensor, sh: torch.Tensor, coefficients: torch.Tensor, cutoff: float,
