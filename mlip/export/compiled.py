@@ -23,6 +23,7 @@ from mlip.atomic_write import atomic_path
 from mlip.models.potential import Potential, strained, stress_from_strain_gradient
 from mlip.nn import tabulated_convolution as fused
 from mlip.nn.message import EquivariantConvolution
+from mlip.nn.product import ChannelwiseProduct
 from mlip.nn.radial_table import RadialTables
 from mlip.nn.segments import GrowingCompiledLayout
 
@@ -57,7 +58,7 @@ class CompiledNetwork(nn.Module):
         if radial_tables:  # the tables go on a copy of the module tree (same weight tensors): the original's
             network = copy.deepcopy(network, {id(t): t for t in (*network.parameters(), *network.buffers())})
             for module in network.modules():  # the copy's convolutions sum with the C kernel where it builds
-                if isinstance(module, EquivariantConvolution):
+                if isinstance(module, (EquivariantConvolution, ChannelwiseProduct)):
                     module.fused_kernel = fused_kernel
         self.network = network  # radials, and the wrappers of other compiled copies, stay as they are
         object.__setattr__(self, "_tables", RadialTables(network) if radial_tables else None)

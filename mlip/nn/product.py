@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlip.nn import fused_product
 from mlip.nn.gaunt import GauntProduct
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups
 from mlip.nn.linear import PathLinear
@@ -78,6 +79,11 @@ class ChannelwiseProduct(nn.Module):
         if self.per_species:
             self.weights = nn.Parameter(torch.randn(num_species, channels, len(self.paths)))
         self.mix = PathLinear(channels, channels, [n for _, _, n, _ in self.groups])
+        self.kernel_shape = fused_product.kernel_shape(channels, coupling.shape[0], coupling.shape[1],
+                                                       list(zip(first.tolist(), second.tolist(), column.tolist(),
+                                                                value.tolist())), self.groups)
+        self.kernel_key = fused_product.register(self.kernel_shape)
+        self.fused_kernel = False  # set on compiled copies (`compile_potential`): the product by the C kernel
 
     def contract(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Σ_ij C_ijk x_i y_j channel by channel, every path's columns: (N, C, ·) × 2 → (columns, N·C)."""
@@ -92,6 +98,8 @@ class ChannelwiseProduct(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None = None) -> torch.Tensor:
         n, c = x.shape[0], x.shape[1]
+        if self._runs_fused_kernel(x):
+            return self._fused_forward(x, y, species_onehot)
         # columns are grouped by l3 (paths, then components): split into contiguous (paths, 2l3+1, N, C)
         # blocks, not sliced per group (a slice's backward fills a full-size zero tensor)
         parts = self.contract(x, y).split([num_paths * (2 * l3 + 1) for l3, _, num_paths, _ in self.groups], dim=0)
@@ -103,6 +111,31 @@ class ChannelwiseProduct(nn.Module):
             if self.per_species:
                 part = part * weights[first:first + num_paths, None]                     # (paths, 1, N, C) weights
             groups.append(part.permute(2, 3, 0, 1))                                     # (N, C, paths, 2l3+1) view
+        return self.mix(groups)
+
+
+    def _runs_fused_kernel(self, x: torch.Tensor) -> bool:
+        """The C kernel runs for compiled float32 CPU calls of a copy marked `fused_kernel` with frozen weights
+        (its backward pass has no derivatives of its own: forces and stress only, not force training)."""
+        frozen_weights = not any(parameter.requires_grad for parameter in self.parameters())
+        return (self.fused_kernel and frozen_weights and x.dtype == torch.float32 and x.device.type == "cpu"
+                and torch.compiler.is_compiling() and fused_product.available(self.kernel_shape))
+
+    def _fused_forward(self, x: torch.Tensor, y: torch.Tensor, species_onehot: torch.Tensor | None) -> torch.Tensor:
+        """`forward` by the fused kernel: the product in the channel mix's layout, scaled per species, mixed."""
+        n, c = x.shape[0], x.shape[1]
+        x_rows = x.transpose(1, 2).contiguous()                                          # (N, dim1, C)
+        y_rows = x_rows if y is x else y.transpose(1, 2).contiguous()
+        out = fused_product.channelwise_product(x_rows, y_rows, self.kernel_key, self.columns)   # (N·columns, C)
+        if self.per_species:
+            weights = (species_onehot @ self.weights.reshape(self.weights.shape[0], -1)).reshape(n, c, -1)
+        groups = []
+        for (l3, first, num_paths, _), block in zip(self.groups, out.split(
+                [n * num_paths * (2 * l3 + 1) for l3, _, num_paths, _ in self.groups])):
+            block = block.reshape(n, 2 * l3 + 1, num_paths, c)
+            if self.per_species:
+                block = block * weights[:, :, first:first + num_paths].transpose(1, 2).unsqueeze(1)
+            groups.append(block.permute(0, 3, 2, 1))                                    # (N, C, paths, 2l3+1) view
         return self.mix(groups)
 
 
