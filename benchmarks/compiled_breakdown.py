@@ -12,6 +12,10 @@ Parts (`STAND_INS`), each replaced for the whole network (both layers):
 - "product": the many-body product basis passes A's copies through (no tensor products);
 - "all": the three at once.
 
+Since 2026-12-08 the model runs the fused C kernels (`mlip/nn/kernels/`): the radial and neighbour-sum stand-ins
+take the table, and so the convolution kernel, away, and measure the Inductor path instead (slower than the
+model); only the product stand-in still bounds a part of the default compiled call.
+
 The stand-ins compute a wrong model and exist only for this measurement: the time a part saves when it
 stands in bounds what any faster kernel for that part could gain. Each variant runs in its own process (the
 stand-ins patch classes before compiling) and is compiled before its timed calls
