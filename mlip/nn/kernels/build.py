@@ -58,7 +58,11 @@ def _cpu_model() -> str:
 def build(source_name: str, defines: tuple[tuple[str, str], ...]) -> ctypes.CDLL | None:
     """`mlip/nn/kernels/<source_name>` built with `-D<name>=<value>` for each of `defines` and loaded; None (logged)
     where no compiler is found or the build fails."""
-    source = resources.files("mlip.nn.kernels").joinpath(source_name).read_bytes()
+    try:
+        source = resources.files("mlip.nn.kernels").joinpath(source_name).read_bytes()
+    except OSError as error:  # an installation without the package data
+        logger.warning("%s is missing from the installation (%s); the framework path runs instead", source_name, error)
+        return None
     cc = compiler()
     if cc is None:
         logger.info("no C compiler found: %s is not built and the framework path runs instead", source_name)
