@@ -37,8 +37,9 @@ def compile_potential(potential: Potential, mode: str | None = None, radial_tabl
     radial_tables: float32 calls with frozen weights evaluate each Bessel + MLP radial function from a quintic
     Hermite table of it (`mlip.nn.radial_table`: values and slopes within float32's rounding unit of the MLP's,
     rebuilt when the weights change); False runs the MLP.
-    fused_kernel: with the tables, on CPU, the convolutions' neighbour sums run as one hand-fused C kernel per layer
-    (`mlip.nn.tabulated_convolution`, built on first use; without a C compiler Inductor's code runs instead)."""
+    fused_kernel: float32 calls on a CPU with frozen weights run hand-fused C kernels (built on first use; without
+    a C compiler Inductor's code runs instead): the product basis's channel-wise products (`mlip.nn.fused_product`)
+    and, where the radial is tabulated, the convolutions' neighbour sums (`mlip.nn.tabulated_convolution`)."""
     compiled = copy.copy(potential)
     compiled._modules = dict(potential._modules)  # the copy's own module table: the original keeps its network
     compiled.network = CompiledNetwork(potential.network, mode, radial_tables, fused_kernel)
@@ -55,12 +56,13 @@ class CompiledNetwork(nn.Module):
                  fused_kernel: bool = False):
         super().__init__()
         radial_tables = radial_tables and RadialTables.applies_to(network)
-        if radial_tables:  # the tables go on a copy of the module tree (same weight tensors): the original's
+        if radial_tables or fused_kernel:  # tables and kernel flags go on a copy of the module tree (same weight
+            # tensors): the original's radials, and the wrappers of other compiled copies, stay as they are
             network = copy.deepcopy(network, {id(t): t for t in (*network.parameters(), *network.buffers())})
-            for module in network.modules():  # the copy's convolutions sum with the C kernel where it builds
+            for module in network.modules():  # the C kernels where they build (convolutions: with a table)
                 if isinstance(module, (EquivariantConvolution, ChannelwiseProduct)):
                     module.fused_kernel = fused_kernel
-        self.network = network  # radials, and the wrappers of other compiled copies, stay as they are
+        self.network = network
         object.__setattr__(self, "_tables", RadialTables(network) if radial_tables else None)
         # not a submodule: the weights are listed once, under `network`
         object.__setattr__(self, "_compiled", torch.compile(network, dynamic=True, mode=mode, options=INDUCTOR_OPTIONS))
