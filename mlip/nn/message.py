@@ -6,11 +6,12 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from mlip.nn import tabulated_convolution as fused
 from mlip.nn.gather import gather_rows
 from mlip.nn.irreps import coupling_paths, coupling_tensor, path_groups, to_channel_layout
 from mlip.nn.radial import RadialSettings, tabulated
+from mlip.nn.radial_table import TabulatedRadial
 from mlip.nn.segments import NeighbourSegments
-from mlip.nn import tabulated_convolution as fused
 
 
 class EquivariantConvolution(nn.Module):
@@ -36,6 +37,9 @@ class EquivariantConvolution(nn.Module):
     batched matrix product per atom instead: A_i = Σ_{e→i} Σ_d K[e, ·, d] (R[e] ⊙ h_j[d]), K the
     edge's coupling block, so the per-edge (E, 2l3+1, paths, C) messages are never stored or
     scattered (the same sum, summed in another order).
+
+    In compiled float32 CPU inference with a tabulated radial (`compile_potential`), the neighbour sums run as one
+    hand-fused C kernel per layer (`mlip.nn.tabulated_convolution`, `fused_kernel`): same sums, same derivatives.
 
     With `pair` (`mlip.graph.edge_pairs`: the bond of every edge), `lengths` holds one length per
     bond (P,) and the radial weights are computed once per bond and read by both of its edges.
@@ -132,7 +136,7 @@ class EquivariantConvolution(nn.Module):
         return blocks
 
     def _fused_sums(self, node_feats: torch.Tensor, edge_sh: torch.Tensor, lengths: torch.Tensor,
-                    filled: torch.Tensor, senders: torch.Tensor, table) -> list[torch.Tensor]:
+                    filled: torch.Tensor, senders: torch.Tensor, table: TabulatedRadial) -> list[torch.Tensor]:
         """The neighbour sums by the hand-fused kernel (`mlip.nn.tabulated_convolution`): lengths, filled, edge_sh
         and senders in the slot layout (N·D rows), `table` the radial function's `TabulatedRadial`."""
         c = self.channels

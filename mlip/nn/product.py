@@ -55,7 +55,8 @@ class ChannelwiseProduct(nn.Module):
     over its non-zero terms c·x_i·y_j → column k, one fused multiply-add of rows of N·C per term
     (`mlip.nn.sparse_bilinear`; 2–3.7× faster than gathers, a multiply and an index_add over
     (terms, N·C), which were 1.4–2.5× faster than the dense outer-product matmul). `symmetric=True`
-    (x is y) keeps only l1 ≤ l2 and folds x_i x_j with x_j x_i. Exact.
+    (x is y) keeps only l1 ≤ l2 and folds x_i x_j with x_j x_i. Exact. In compiled float32 CPU inference
+    (`compile_potential`, `fused_kernel`) the products run as one hand-fused C kernel (`mlip.nn.fused_product`).
 
     Shapes: x (N, C, (lmax1+1)²), y (N, C, (lmax2+1)²) channel layout, species_onehot (N, S)
             → (N, C, (lmax_out+1)²) channel layout.
