@@ -92,6 +92,7 @@ def test_compiled_float32_calls_with_radial_tables_match_eager_and_follow_the_we
     weights): forces within float32 rounding of the eager MLP, also after the weights change in place; the
     original network's radials carry no table."""
     from mlip.export.compiled import compile_potential
+    from mlip.nn import tabulated_convolution as fused
     from mlip.nn.radial import BesselMLPRadial
 
     torch.manual_seed(0)
@@ -102,6 +103,12 @@ def test_compiled_float32_calls_with_radial_tables_match_eager_and_follow_the_we
     radials = [m for m in compiled.network.network.modules() if isinstance(m, BesselMLPRadial)]
     assert radials and all(m.inference_table is not None for m in radials)
     assert not any("inference_table" in vars(m) for m in potential.network.modules())
+    with torch.profiler.profile() as profile:
+        compiled(batch, forces=True)
+    if fused.available(*compiled.network.network.blocks[0].conv.kernel_shape):  # the C kernels ran, both ways
+        ran = {event.name for event in profile.events()}
+        assert {"mlip::tabulated_convolution", "mlip::tabulated_convolution_backward", "mlip::channelwise_product",
+                "mlip::channelwise_product_backward"} <= ran
     for step in range(2):
         out, eager = compiled(batch, forces=True, stress=True), potential(batch, forces=True, stress=True)
         scale = eager["forces"].abs().max().item()
@@ -112,6 +119,28 @@ def test_compiled_float32_calls_with_radial_tables_match_eager_and_follow_the_we
         with torch.no_grad():  # new weights, as after loading others: the tables are rebuilt before the next call
             for m in radials:
                 m.mlp[-1].weight.mul_(1.5)
+
+
+def test_compiled_model_runs_the_framework_path_where_the_kernels_do_not_build(monkeypatch):
+    """A failed kernel build (no compiler, a compiler without OpenMP...) leaves the compiled model correct: the
+    layers keep Inductor's code, and the network pairs its edges again."""
+    from mlip.export.compiled import compile_potential
+    from mlip.nn import fused_product
+    from mlip.nn import tabulated_convolution as fused
+
+    monkeypatch.setattr(fused, "_library", lambda *shape: None)
+    monkeypatch.setattr(fused_product, "_library", lambda *shape: None)
+    torch.manual_seed(0)
+    potential = build_potential("equivariant", ["H", "C", "O", "Cu"], 4.5, channels=8, lmax=1, radial="mlp",
+                                avg_num_neighbors=20.0, dtype=torch.float32).eval().requires_grad_(False)
+    batch = _batch(potential).to(dtype=torch.float32)
+    compiled = compile_potential(potential)
+    assert compiled.network.accepts_edge_pairs
+    with torch.profiler.profile() as profile:
+        out = compiled(batch, forces=True)
+    assert not any(event.name.startswith(("mlip::tabulated", "mlip::channelwise")) for event in profile.events())
+    eager = potential(batch, forces=True)
+    torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=2e-5 * eager["forces"].abs().max().item())
 
 
 def test_gather_rows_operator_matches_index_select_with_its_derivatives():
