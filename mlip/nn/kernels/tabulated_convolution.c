@@ -89,6 +89,16 @@ static inline void left_row(const float *sh_row, const float *coupling, float *l
     }
 }
 
+/* Slot s's operands: its radial row (and slopes when slopes != NULL), its coupling block L, and a pointer to its
+ * sender's features (DIM_IN rows of CHANNELS). */
+static inline const float *slot_operands(const shape_t *shape, int64_t s, const float *sh, const float *lengths,
+                                         const float *coefficients, const float *features, const int64_t *senders,
+                                         const float *coupling, float *radial, float *slopes, float *left) {
+    radial_row(shape, coefficients, lengths[s], radial, slopes);
+    left_row(sh + s * DIM_SH, coupling, left);
+    return features + senders[s] * DIM_IN * CHANNELS;
+}
+
 void tabulated_convolution_forward(const shape_t *shape, const float *sh, const float *lengths, const float *filled,
                                    const float *coefficients, const float *features, const int64_t *senders,
                                    const float *coupling, float *out, int threads) {
@@ -103,9 +113,8 @@ void tabulated_convolution_forward(const shape_t *shape, const float *sh, const 
         for (int64_t d = 0; d < D; d++) {
             const int64_t s = i * D + d;
             if (filled[s] == 0.0f) continue;
-            radial_row(shape, coefficients, lengths[s], radial, NULL);
-            left_row(sh + s * DIM_SH, coupling, left);
-            const float *x = features + senders[s] * DIM_IN * CHANNELS;
+            const float *x = slot_operands(shape, s, sh, lengths, coefficients, features, senders, coupling, radial,
+                                           NULL, left);
             #pragma GCC unroll 16
             for (int64_t p = 0; p < PATHS; p++) {
                 const float *r = radial + p * CHANNELS, *l = left + LEFT_AT(p);
@@ -148,16 +157,14 @@ void tabulated_convolution_backward(const shape_t *shape, const float *grad_out,
         for (int64_t d = 0; d < D; d++) {
             const int64_t s = i * D + d;
             float *gx = grad_sender_features + s * DIM_IN * CHANNELS;
+            memset(gx, 0, sizeof(float) * DIM_IN * CHANNELS);
             if (filled[s] == 0.0f) {
                 grad_lengths[s] = 0.0f;
                 memset(grad_sh + s * DIM_SH, 0, sizeof(float) * DIM_SH);
-                memset(gx, 0, sizeof(float) * DIM_IN * CHANNELS);
                 continue;
             }
-            memset(gx, 0, sizeof(float) * DIM_IN * CHANNELS);
-            radial_row(shape, coefficients, lengths[s], radial, slopes);
-            left_row(sh + s * DIM_SH, coupling, left);
-            const float *x = features + senders[s] * DIM_IN * CHANNELS;
+            const float *x = slot_operands(shape, s, sh, lengths, coefficients, features, senders, coupling, radial,
+                                           slopes, left);
             #pragma GCC unroll 1
             for (int64_t p = 0; p < PATHS; p++) {
                 const float *r = radial + p * CHANNELS, *l = left + LEFT_AT(p);
