@@ -50,7 +50,8 @@ class CompiledNetwork(nn.Module):
     """`network` under torch.compile, with what a compiled graph cannot compute itself prepared
     eagerly before each call: the per-receiver neighbour layout (`GrowingCompiledLayout`, whose
     degree is data), for networks that take it (`segment_sums`), and the radial tables' refresh
-    (`RadialTables`, with `radial_tables`). Other attributes are the network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
+    (`RadialTables`, with `radial_tables`). With `fused_kernel` its convolutions and channel-wise products are
+    marked to run the hand-fused C kernels (`mlip/nn/kernels/`). Other attributes are the network's. Same call as the network: (species, edge_vectors, receivers, senders, **inputs)."""
 
     def __init__(self, network: nn.Module, mode: str | None = None, radial_tables: bool = False,
                  fused_kernel: bool = False):
