@@ -240,37 +240,47 @@ def test_trainable_bessel_frequencies_start_as_the_fixed_basis_and_learn():
         RadialSettings(5.0, "spline", trainable_basis=True)
 
 
-@pytest.mark.parametrize("lmax", [1, 3])
-def test_transformer_environment_invariants_are_rotation_invariant_and_angular(lmax):
-    """The tokens' neighbourhood summary (A_k,00 and the power spectrum Σ_m A_k,lm²) is exactly
-    invariant under rotations and reflections of the edges, yet tells bond angles apart."""
-    from mlip.models.transformer import TransformerNetwork
+@pytest.mark.parametrize("lmax,mixing", [(1, False), (3, False), (2, True)])
+def test_neighbourhood_invariants_are_rotation_invariant_and_angular(lmax, mixing):
+    """The tokens' neighbourhood summary (A_k,00 and the power spectrum Σ_m A_k,lm², or its channel-mixed
+    form Σ_m A_k,lm (M_l A)_k,lm, with per-neighbour channel weights) is exactly invariant under rotations
+    and reflections of the edges, yet tells bond angles apart."""
+    from mlip.models.transformer import EdgeDirections
+    from mlip.nn.cutoff import PolynomialEnvelope
+    from mlip.nn.environment import NeighbourhoodInvariants
+    from mlip.nn.radial import BSplineBasis
 
     torch.manual_seed(0)
-    network = TransformerNetwork(2, 5.0, dim=8, heads=2, num_layers=1, environment_lmax=lmax).double()
+    basis, envelope, directions = BSplineBasis(5.0, 8).double(), PolynomialEnvelope(5.0), EdgeDirections(lmax)
+    invariants = NeighbourhoodInvariants(8, 4, lmax, 10.0, mixing=mixing).double()
+    if mixing:  # a generic mixing, not the identity it starts from
+        invariants.mixing.data += 0.3 * torch.randn_like(invariants.mixing)
+
+    def summary(v: torch.Tensor, receivers: torch.Tensor, num_atoms: int, weights=None) -> torch.Tensor:
+        lengths = torch.linalg.vector_norm(v, dim=-1)
+        angular = directions(v, lengths)
+        harmonics = torch.cat([torch.ones_like(angular[:, :1]), angular], dim=-1)
+        return invariants(basis(lengths) * envelope(lengths).unsqueeze(-1), harmonics, receivers, num_atoms, weights)
+
     vectors = torch.randn(12, 3, dtype=torch.float64)
     vectors = vectors / torch.linalg.vector_norm(vectors, dim=-1, keepdim=True) * 2.0
     receivers = torch.arange(12) % 3
-
-    def invariants(v: torch.Tensor) -> torch.Tensor:
-        lengths = torch.linalg.vector_norm(v, dim=-1)
-        radial = network.basis(lengths) * network.envelope(lengths).unsqueeze(-1)
-        return network._environment(v, lengths, radial, receivers, 3)
-
-    reference = invariants(vectors)
+    weights = torch.randn(12, 4, dtype=torch.float64)
+    reference = summary(vectors, receivers, 3, weights)
     assert reference.shape == (3, 4 * (lmax + 1))
     transform = o3.rand_matrix(dtype=torch.float64) * (-1.0)
-    assert torch.allclose(invariants(vectors @ transform.T), reference, atol=1e-12)
-    # two neighbours at the same distances, 60° against 120° apart: same A_00, different power spectrum
+    assert torch.allclose(summary(vectors @ transform.T, receivers, 3, weights), reference, atol=1e-12)
+    # two neighbours at the same distances, 60° against 120° apart: same A_00, different invariants
     pair = torch.tensor([[2.0, 0.0, 0.0], [1.0, 3 ** 0.5, 0.0], [2.0, 0.0, 0.0], [-1.0, 3 ** 0.5, 0.0]],
                         dtype=torch.float64)
-    lengths = torch.linalg.vector_norm(pair, dim=-1)
-    radial = network.basis(lengths) * network.envelope(lengths).unsqueeze(-1)
-    angles = network._environment(pair, lengths, radial, torch.tensor([0, 0, 1, 1]), 2)
+    angles = summary(pair, torch.tensor([0, 0, 1, 1]), 2)
     assert torch.allclose(angles[0, :4], angles[1, :4])
     assert not torch.allclose(angles[0, 4:], angles[1, 4:])
+    from mlip.models.transformer import TransformerNetwork
     with pytest.raises(ValueError, match="environment_lmax"):
         TransformerNetwork(2, 5.0, environment_lmax=4)
+    with pytest.raises(ValueError, match="environment_lmax >= 1"):
+        TransformerNetwork(2, 5.0, environment_blocks=True)
 
 
 def test_irrep_dropout_drops_whole_irreps_and_keeps_the_mean():

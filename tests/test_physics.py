@@ -36,6 +36,11 @@ TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers"
                # invariant neighbourhood power spectrum in the tokens
                pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
                                              "environment_lmax": 2}), id="transformer-environment"),
+               # ... with element-resolved channels, mixed before the contraction, and in every block
+               pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
+                                             "environment_lmax": 2, "environment_species": True,
+                                             "environment_blocks": True}),
+                            id="transformer-environment-species-blocks"),
                # edge tokens attending within each atom's neighbourhood (EScAIP-style)
                pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
                                              "attention": "edge", "edge_dim": 8}), id="transformer-edge")]

@@ -19,8 +19,13 @@ Atoms are tokens. Two ways to see geometry (`attention`):
 With `environment_lmax` L ≥ 1 (neighbour mode) every token also starts from an invariant
 summary of its neighbourhood: learned radial channels R_k(r) summed with the edge directions'
 harmonics, A_k,lm = Σ_j R_k(r_ij) Y_lm(r̂_ij), reduced to the power spectrum Σ_m A_k,lm²
-(l = 1..L) beside A_k,00: three-body angular information that the raw-vector embedding otherwise
-has to learn, exactly rotation invariant, at the cost of one neighbour sum.
+(l = 1..L) beside A_k,00 (`mlip.nn.environment.NeighbourhoodInvariants`): three-body angular
+information that the raw-vector embedding otherwise has to learn, exactly rotation invariant, at the
+cost of one neighbour sum. With `environment_species` the channels also see the neighbour's element,
+A_k,lm = Σ_j R_k(r_ij) S_k(Z_j) Y_lm(r̂_ij) (the equivariant network's first neighbour sum), and the
+invariants mix channels, Σ_m A_k,lm (M_l A)_k,lm. With `environment_blocks` every block starts with
+such a sub-layer whose channel weights are a linear map of the neighbours' current tokens
+(`EnvironmentSublayer`), so every layer sees three-body information of its features.
 
 Neither is rotation invariant by construction: the network learns it (rotation augmentation or
 the embedding-space symmetry objective, `mlip.train.symmetry`), or `frames="O3"|"SO3"` makes it
@@ -38,21 +43,27 @@ from torch import nn
 from mlip.nn.attention import MoleculeAttention, NeighborAttention
 from mlip.nn.cutoff import PolynomialEnvelope
 from mlip.nn.edge_attention import EdgeTokenBlock
+from mlip.nn.environment import EnvironmentSublayer, NeighbourhoodInvariants
 from mlip.nn.frames import PrincipalFrames
 from mlip.nn.radial import BSplineBasis
 from mlip.nn.segments import NeighbourSegments
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + Attention(LN(x), ...), then x + MLP(LN(x))."""
+    """Pre-norm block: x + Attention(LN(x), ...), then x + MLP(LN(x)); with an `environment`
+    sub-layer (`EnvironmentSublayer`) first, fed `environment_inputs`."""
 
-    def __init__(self, dim: int, attention: nn.Module, mlp_ratio: int = 2):
+    def __init__(self, dim: int, attention: nn.Module, mlp_ratio: int = 2, environment: nn.Module | None = None):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attention = attention
+        self.environment = environment
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.SiLU(), nn.Linear(mlp_ratio * dim, dim))
 
-    def forward(self, x: torch.Tensor, *geometry: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *geometry: torch.Tensor,
+                environment_inputs: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
+        if self.environment is not None:
+            x = self.environment(x, *environment_inputs)
         x = x + self.attention(self.norm1(x), *geometry)
         return x + self.mlp(self.norm2(x))
 
@@ -103,7 +114,8 @@ class TransformerNetwork(nn.Module):
                  max_atoms: int = 256, distance_basis: int = 16, max_distance: float = 10.0,
                  frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
                  plane_samples: int = 4, geometry_lmax: int = 1, geometry_product: bool = False,
-                 edge_filter: bool = False, environment_lmax: int = 0, edge_dim: int | None = None):
+                 edge_filter: bool = False, environment_lmax: int = 0, environment_species: bool = False,
+                 environment_blocks: bool = False, edge_dim: int | None = None):
         super().__init__()
         if attention not in ("neighbor", "edge", "molecule"):
             raise ValueError(f"attention must be 'neighbor', 'edge' or 'molecule', got '{attention}'")
@@ -134,16 +146,29 @@ class TransformerNetwork(nn.Module):
             self.environment_lmax = int(environment_lmax)
             if not 0 <= self.environment_lmax <= 3:
                 raise ValueError(f"environment_lmax must be 0 (off) to 3, got {environment_lmax}")
+            if (environment_species or environment_blocks) and not self.environment_lmax:
+                raise ValueError("environment_species and environment_blocks need environment_lmax >= 1")
+            self.environment_species, self.environment_blocks = bool(environment_species), bool(environment_blocks)
+            channels = max(dim // 2, 1)
             if self.environment_lmax:
-                channels = max(dim // 2, 1)
                 self.environment_directions = EdgeDirections(self.environment_lmax)
-                self.environment_radial = nn.Linear(num_basis, channels, bias=False)
-                self.environment = nn.Sequential(nn.Linear(channels * (self.environment_lmax + 1), dim), nn.SiLU(),
+                self.environment_invariants = NeighbourhoodInvariants(num_basis, channels, self.environment_lmax,
+                                                                      avg_num_neighbors, self.environment_species)
+                if self.environment_species:
+                    self.environment_elements = nn.Embedding(num_species, channels)
+                    nn.init.ones_(self.environment_elements.weight)
+                self.environment = nn.Sequential(nn.Linear(self.environment_invariants.dim, dim), nn.SiLU(),
                                                  nn.Linear(dim, dim))
+            def environment_layer() -> nn.Module | None:
+                if not self.environment_blocks:
+                    return None
+                return EnvironmentSublayer(dim, num_basis, channels, self.environment_lmax, avg_num_neighbors)
         else:
-            if environment_lmax:
+            if environment_lmax or environment_species or environment_blocks:
                 raise ValueError("environment_lmax needs attention='neighbor' (molecule attention has no neighbour graph)")
             self.environment_lmax = 0
+            def environment_layer() -> nn.Module | None:
+                return None
             self.distances = GaussianDistanceBasis(distance_basis, max_distance)
             def attention_layer() -> nn.Module:
                 return MoleculeAttention(dim, heads, distance_basis)
@@ -153,7 +178,8 @@ class TransformerNetwork(nn.Module):
             self.blocks = nn.ModuleList(EdgeTokenBlock(dim, self.edge_dim, heads, avg_num_neighbors)
                                         for _ in range(num_layers))
         else:
-            self.blocks = nn.ModuleList(TransformerBlock(dim, attention_layer()) for _ in range(num_layers))
+            self.blocks = nn.ModuleList(TransformerBlock(dim, attention_layer(), environment=environment_layer())
+                                        for _ in range(num_layers))
         self.readout = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 1))
 
     # ----- the backbone on one set of coordinates ----------------------------------------------
@@ -169,12 +195,20 @@ class TransformerNetwork(nn.Module):
             if self.geometry_product:
                 angular = (angular.unsqueeze(-1) * radial.unsqueeze(-2)).flatten(1)
             edge_features = self.geometry(torch.cat([angular, radial], dim=-1))  # (E, dim)
+            environment_inputs: tuple[torch.Tensor, ...] = ()
             if self.environment_lmax:
-                x = x + self.environment(self._environment(edge_vectors, lengths, radial * envelope.unsqueeze(-1),
-                                                           receivers, x.shape[0]))
+                directions = self.environment_directions(edge_vectors, lengths)
+                harmonics = torch.cat([torch.ones_like(directions[:, :1]), directions], dim=-1)   # (E, (L+1)²)
+                enveloped = radial * envelope.unsqueeze(-1)
+                elements = (self.environment_elements(species).index_select(0, senders)
+                            if self.environment_species else None)
+                x = x + self.environment(self.environment_invariants(enveloped, harmonics, receivers, x.shape[0],
+                                                                     elements))
+                if self.environment_blocks:
+                    environment_inputs = (enveloped, harmonics, receivers, senders)
             x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
             for block in self.blocks:
-                x = block(x, edge_features, envelope, receivers, senders)
+                x = block(x, edge_features, envelope, receivers, senders, environment_inputs=environment_inputs)
             return x
         counts = torch.bincount(batch, minlength=num_graphs)
         slot = torch.arange(batch.shape[0], device=batch.device) - (torch.cumsum(counts, 0) - counts).index_select(0, batch)
@@ -209,20 +243,6 @@ class TransformerNetwork(nn.Module):
         for block in self.blocks:
             x, tokens = block(x, tokens, envelope, padded_senders, segments.degree)
         return x
-
-    def _environment(self, edge_vectors: torch.Tensor, lengths: torch.Tensor, radial: torch.Tensor,
-                     receivers: torch.Tensor, num_atoms: int) -> torch.Tensor:
-        """Invariants of each atom's neighbourhood: A_k,00 and Σ_m A_k,lm² for l = 1..L, with
-        A_k,lm = (1/n̄) Σ_j R_k(r_ij) Y_lm(r̂_ij). Shapes: edge_vectors (E, 3) Å, lengths (E,) Å,
-        radial (E, num_basis) (enveloped) → (N, channels·(L+1))."""
-        weights = self.environment_radial(radial)                                            # (E, K)
-        directions = self.environment_directions(edge_vectors, lengths)                      # (E, L(L+2))
-        harmonics = torch.cat([torch.ones_like(directions[:, :1]), directions], dim=-1)     # (E, (L+1)²)
-        sums = weights.new_zeros(num_atoms, weights.shape[1], harmonics.shape[1]).index_add_(
-            0, receivers, weights.unsqueeze(-1) * harmonics.unsqueeze(1)) / self.avg_num_neighbors
-        invariants = [sums[:, :, 0]] + [sums[:, :, l * l:(l + 1) ** 2].square().sum(-1)
-                                        for l in range(1, self.environment_lmax + 1)]
-        return torch.cat(invariants, dim=-1)
 
     @property
     def uses_structure(self) -> bool:
