@@ -162,16 +162,22 @@ def test_gather_rows_operator_matches_index_select_with_its_derivatives():
                                rtol=0, atol=1e-12)
 
 
-def test_compiled_edge_token_transformer_matches_eager():
-    """The transformer's edge tokens read the per-atom layout that the compiled wrapper builds before each
-    call (always, whatever the padding: `tests/test_layers.py`); a molecule beside a triclinic crystal gives
+@pytest.mark.parametrize("options", [{"attention": "edge", "edge_dim": 4, "num_layers": 1},
+                                     {"attention": "neighbor", "edge_filter": True, "num_layers": 2}],
+                         ids=["edge-tokens", "neighbour-attention"])
+def test_compiled_transformer_matches_eager(options):
+    """The transformer reads the per-atom layout that the compiled wrapper builds before each call: edge tokens
+    always (whatever the padding: `tests/test_layers.py`), neighbour attention where it pays, its softmax and
+    sums then dense over each atom's slots (eagerly: scatter sums). A molecule beside a triclinic crystal gives
     the energies, forces and stress of eager mode (float64, 1e-9)."""
     from mlip.export.compiled import compile_potential
+    from mlip.nn.segments import NeighbourSegments
 
     torch.manual_seed(0)
     potential = build_potential("transformer", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, dim=8, heads=2,
-                                num_layers=1, attention="edge", edge_dim=4, avg_num_neighbors=20.0).eval()
+                                avg_num_neighbors=20.0, **options).eval()
     batch = _batch(potential)
+    assert NeighbourSegments.compiled_layout(batch.receivers, len(batch.numbers)) is not None  # the slot path runs
     eager = potential(batch, forces=True, stress=True)
     out = compile_potential(potential)(batch, forces=True, stress=True)
     for key in ("energy", "forces"):

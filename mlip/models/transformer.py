@@ -127,8 +127,9 @@ class TransformerNetwork(nn.Module):
         self.species_embedding = nn.Embedding(num_species, dim)
         if geometry_lmax < 1:
             raise ValueError(f"geometry_lmax must be at least 1 (the unit vector), got {geometry_lmax}")
-        # edge tokens need every atom's edges in one padded row (also under torch.compile: see `segment_sums`)
-        self.segment_sums = self.segment_layout_required = attention == "edge"
+        # edge tokens need every atom's edges in one padded row (also under torch.compile: see `segment_sums`);
+        # neighbour attention takes it where it pays (its sums then need no scatter)
+        self.segment_sums, self.segment_layout_required = attention in ("neighbor", "edge"), attention == "edge"
         self.edge_dim = int(edge_dim or dim)
         if attention in ("neighbor", "edge"):
             self.basis = BSplineBasis(cutoff, num_basis)
@@ -206,9 +207,21 @@ class TransformerNetwork(nn.Module):
                                                                      elements))
                 if self.environment_blocks:
                     environment_inputs = (enveloped, harmonics, receivers, senders)
-            x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
+            segments = self._segments(x.shape[0], segment_layout)
+            if segments is None:
+                x = x + torch.zeros_like(x).index_add_(0, receivers, edge_features * envelope.unsqueeze(-1)) / self.avg_num_neighbors
+                for block in self.blocks:
+                    x = block(x, edge_features, envelope, receivers, senders, environment_inputs=environment_inputs)
+                return x
+            # every atom's edges in one row of slots: the sums over neighbours are dense reductions
+            filled = segments.pad(torch.ones_like(envelope, dtype=torch.bool), 0)
+            edge_features, envelope = segments.pad(edge_features, 0), segments.pad(envelope, 0)
+            padded_senders = segments.pad(senders, 0)
+            weighted = (edge_features * envelope.unsqueeze(-1)).view(x.shape[0], segments.degree, -1)
+            x = x + weighted.sum(1) / self.avg_num_neighbors
             for block in self.blocks:
-                x = block(x, edge_features, envelope, receivers, senders, environment_inputs=environment_inputs)
+                x = block(x, edge_features, envelope, receivers, padded_senders, segments, filled,
+                          environment_inputs=environment_inputs)
             return x
         counts = torch.bincount(batch, minlength=num_graphs)
         slot = torch.arange(batch.shape[0], device=batch.device) - (torch.cumsum(counts, 0) - counts).index_select(0, batch)
@@ -223,6 +236,12 @@ class TransformerNetwork(nn.Module):
         for block in self.blocks:
             padded = block(padded, coordinates, basis, mask)
         return padded[batch, slot]
+
+    @staticmethod
+    def _segments(num_atoms: int, segment_layout: tuple[torch.Tensor, torch.Tensor] | None) -> NeighbourSegments | None:
+        """The per-receiver slot layout of a compiled call (built by the compiled wrapper, where it pays), else None:
+        eagerly the scatter sums are as fast or faster (aspirin 6.1 against 7.0 ms, Si 512 equal; 2026-12-08)."""
+        return None if segment_layout is None else NeighbourSegments.from_compiled_layout(segment_layout, num_atoms)
 
     def _edge_tokens(self, x: torch.Tensor, edge_vectors: torch.Tensor, receivers: torch.Tensor,
                      senders: torch.Tensor, segment_layout: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from mlip.nn.gather import gather_rows
+
 
 class NeighborAttention(nn.Module):
     """Multi-head attention of each atom over its neighbours within the cutoff and itself.
@@ -17,6 +19,10 @@ class NeighborAttention(nn.Module):
     attends to itself. Cost is linear in edges.
 
     Shapes: x (N, D), edge_features (E, K), envelope (E,), receivers/senders (E,) → (N, D).
+    With `segments` (`mlip.nn.segments.NeighbourSegments`) the edge inputs come in its slot layout
+    instead (E = N·degree rows; envelope 0 and `filled` False in the padding; receivers unused), and the
+    per-atom softmax and sums are dense reductions over each atom's slots: no scatter to receivers, which
+    under torch.compile becomes a loop of atomic adds on a CPU (the same sums, in another order).
     """
 
     def __init__(self, dim: int, heads: int, edge_dim: int, edge_filter: bool = False):
@@ -33,12 +39,15 @@ class NeighborAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, edge_features: torch.Tensor, envelope: torch.Tensor, receivers: torch.Tensor,
-                senders: torch.Tensor) -> torch.Tensor:
+                senders: torch.Tensor, segments=None, filled: torch.Tensor | None = None) -> torch.Tensor:
         n, h, d = x.shape[0], self.heads, self.head_dim
         q, k, v = self.qkv(x).view(n, 3, h, d).unbind(1)
         scale = 1.0 / math.sqrt(d)
-        # index_select, not x[index]: its backward is index_add, several times faster on CPU.
-        q_edge, k_edge = q.index_select(0, receivers), k.index_select(0, senders)
+        if segments is not None:
+            return self._slot_attention(q, k, v, edge_features, envelope, senders, segments.degree, filled, scale)
+        # index_select, not x[index]: its backward is index_add, several times faster on CPU (and under
+        # torch.compile `gather_rows` keeps that kernel instead of Inductor's atomic adds)
+        q_edge, k_edge = gather_rows(q, receivers), gather_rows(k, senders)
         edge_logits = (q_edge * k_edge).sum(-1) * scale + self.edge_bias(edge_features)  # (E, H)
         self_logits = (q * k).sum(-1) * scale  # (N, H)
         # Softmax is shift invariant: subtract a per-atom maximum (no gradient needed through it).
@@ -47,11 +56,35 @@ class NeighborAttention(nn.Module):
         edge_w = torch.exp(edge_logits - peak.index_select(0, receivers)) * envelope.unsqueeze(-1)
         self_w = torch.exp(self_logits - peak)
         norm = self_w.index_add(0, receivers, edge_w)  # (N, H)
-        sender_v = v.index_select(0, senders)
+        edge_v = self._values(gather_rows(v, senders), edge_features)
+        mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
+        return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
+
+    def _values(self, sender_v: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        """Edge values: the sender's value (filtered with `edge_filter`) + a linear map of the edge features.
+        sender_v (E, H, d), edge_features (E, K) → (E, H, d)."""
+        h, d = self.heads, self.head_dim
         if self.edge_filter:
             sender_v = sender_v * self.edge_gate(edge_features).view(-1, h, d)
-        edge_v = sender_v + self.edge_value(edge_features).view(-1, h, d)
-        mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
+        return sender_v + self.edge_value(edge_features).view(-1, h, d)
+
+    def _slot_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edge_features: torch.Tensor,
+                        envelope: torch.Tensor, senders: torch.Tensor, degree: int, filled: torch.Tensor,
+                        scale: float) -> torch.Tensor:
+        """The attention with every atom's edges in `degree` slots. q, k, v (N, H, d); edge_features (N·D, K),
+        envelope (N·D,), senders (N·D,), filled (N·D,) bool → (N, H·d)."""
+        n, h, d = q.shape[0], self.heads, self.head_dim
+        k_edge = gather_rows(k, senders).view(n, degree, h, d)
+        edge_logits = (q.unsqueeze(1) * k_edge).sum(-1) * scale + self.edge_bias(edge_features).view(n, degree, h)
+        empty = ~filled.view(n, degree, 1)
+        edge_logits = edge_logits.masked_fill(empty, float("-inf"))  # padding: weight exactly 0, never inf · 0
+        self_logits = (q * k).sum(-1) * scale                                                    # (N, H)
+        peak = torch.maximum(self_logits.detach(), edge_logits.detach().amax(1))
+        edge_w = torch.exp(edge_logits - peak.unsqueeze(1)) * envelope.view(n, degree, 1)       # (N, D, H)
+        self_w = torch.exp(self_logits - peak)
+        norm = self_w + edge_w.sum(1)
+        edge_v = self._values(gather_rows(v, senders), edge_features).view(n, degree, h, d)
+        mixed = self_w.unsqueeze(-1) * v + (edge_w.unsqueeze(-1) * edge_v).sum(1)
         return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
 
 
