@@ -4,8 +4,8 @@ machine's drifting speed (up to 30 % between runs of one eager call) cannot fake
     python -m benchmarks.compile_speedup --systems aspirin Si64 Si512 Si4096 \
         --out benchmarks/results/compile_speedup.json
 
-Per system: the `equivariant_medium` benchmark model of `benchmarks.model_speed` (frozen weights,
-float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential` (compile time
+Per system: the `equivariant_medium` benchmark model of `benchmarks.model_speed` (or with `--model
+transformer_small` the transformer's; frozen weights, float32 unless `--dtype`), compiled with `mlip.export.compiled.compile_potential` (compile time
 reported: the first call of a new degree bucket), then `--pairs` pairs of energy+forces calls,
 eager and compiled one after the other (their order alternating; with `--untabulated` / `--unfused` the model
 compiled without radial tables / without the fused C kernel joins each round and that lever's own speed-up is
@@ -95,7 +95,8 @@ def measure(system: str, radial: str, dtype_name: str, pairs: int, variants: tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", nargs="+", default=["aspirin", "Si64", "Si512", "Si4096"])
-    parser.add_argument("--radial", default="mlp", choices=["mlp", "spline"])
+    parser.add_argument("--model", default="equivariant_medium", choices=["equivariant_medium", "transformer_small"])
+    parser.add_argument("--radial", default="mlp", choices=["mlp", "spline"], help="the equivariant model's radial")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--pairs", type=int, default=None, help="call pairs per system (default: 3000 / atoms, 5–40)")
     parser.add_argument("--untabulated", action="store_true",
@@ -104,6 +105,8 @@ def main() -> None:
                         help="also time the compiled model without the fused C kernel (compile_potential(fused_kernel=False))")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.model == "transformer_small" and (args.untabulated or args.unfused):
+        parser.error("--untabulated and --unfused are levers of the equivariant model (the transformer has neither)")
     from benchmarks.systems import systems
 
     rows = []
@@ -111,7 +114,8 @@ def main() -> None:
         n_atoms = len(systems()[system]) if system == "aspirin" else int(system[2:])
         pairs = args.pairs or max(5, min(40, 3000 // n_atoms))
         variants = tuple(name for name in VARIANTS if getattr(args, name))
-        rows.append(measure(system, args.radial, args.dtype, pairs, variants))
+        model = "transformer" if args.model == "transformer_small" else args.radial  # benchmark_potential's key
+        rows.append({"model": args.model, **measure(system, model, args.dtype, pairs, variants)})
     write_result("compile_speedup", {"rows": rows}, args.out)
 
 
