@@ -168,16 +168,18 @@ def test_gather_rows_operator_matches_index_select_with_its_derivatives():
 def test_compiled_transformer_matches_eager(options):
     """The transformer reads the per-atom layout that the compiled wrapper builds before each call: edge tokens
     always (whatever the padding: `tests/test_layers.py`), neighbour attention where it pays, its softmax and
-    sums then dense over each atom's slots (eagerly: scatter sums). A molecule beside a triclinic crystal gives
+    sums then dense over each atom's slots (from degree bucket 32; eagerly: scatter sums). A molecule beside a triclinic crystal gives
     the energies, forces and stress of eager mode (float64, 1e-9)."""
     from mlip.export.compiled import compile_potential
+    from mlip.models.transformer import SLOT_ATTENTION_MIN_DEGREE
     from mlip.nn.segments import NeighbourSegments
 
     torch.manual_seed(0)
     potential = build_potential("transformer", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, dim=8, heads=2,
                                 avg_num_neighbors=20.0, **options).eval()
     batch = _batch(potential)
-    assert NeighbourSegments.compiled_layout(batch.receivers, len(batch.numbers)) is not None  # the slot path runs
+    layout = NeighbourSegments.compiled_layout(batch.receivers, len(batch.numbers))
+    assert layout is not None and layout[1].shape[0] >= SLOT_ATTENTION_MIN_DEGREE  # neighbour attention's slot path runs
     eager = potential(batch, forces=True, stress=True)
     out = compile_potential(potential)(batch, forces=True, stress=True)
     for key in ("energy", "forces"):

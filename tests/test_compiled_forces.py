@@ -146,3 +146,26 @@ def test_first_call_check_compares_stress_and_batches_without_edges_run_eagerly(
     assert counters["stats"]["unique_graphs"] == graphs and not compiled.eager
     torch.testing.assert_close(out["energy"], potential(isolated, forces=True)["energy"], rtol=0, atol=1e-12)
     assert torch.equal(out["forces"], torch.zeros(2, 3, dtype=torch.float64))
+
+
+def test_compiled_training_of_the_neighbour_transformer_matches_eager_without_the_slot_layout():
+    """Neighbour attention takes the per-atom slot layout in compiled inference only (`segment_sums_in_training`:
+    slower in a compiled training step): compiled training passes none, and its energies, forces and weight
+    gradients equal eager autograd's (float64, 1e-9) on a cell whose degree would take the slot path."""
+    torch.manual_seed(0)
+    potential = build_potential("transformer", ["H", "C", "O", "Cu"], 4.5, dtype=torch.float64, dim=8, heads=2,
+                                num_layers=2, avg_num_neighbors=20.0).train()
+    assert potential.network.segment_sums and not potential.network.segment_sums_in_training
+    batch = _batch(potential.cutoff)
+    compiled = CompiledForces(potential)
+    eager = potential(batch, forces=True, create_graph=True)
+    out = compiled(batch)
+    assert not compiled.eager and compiled.checked == {(None, True)}  # compiled, no layout, agreed with eager
+    for key in ("energy", "forces"):
+        torch.testing.assert_close(out[key], eager[key], rtol=0, atol=1e-9)
+    weights = [w for w in potential.parameters() if w.requires_grad]
+    expected = torch.autograd.grad((eager["forces"] ** 2).sum(), weights, allow_unused=True)
+    got = torch.autograd.grad((out["forces"] ** 2).sum(), weights, allow_unused=True)
+    for g, e in zip(got, expected):
+        if e is not None:
+            torch.testing.assert_close(g, e, rtol=0, atol=1e-9)

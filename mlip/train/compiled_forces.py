@@ -161,7 +161,8 @@ class CompiledForces:
         inputs: dict = {}
         if getattr(p.network, "accepts_edge_pairs", False):
             inputs["edge_pairs"] = edge_pairs(batch.receivers, batch.senders, batch.shifts, num_atoms)
-        if getattr(p.network, "segment_sums", False):
+        # the per-receiver layout, for networks that take it in training (`segment_sums_in_training`, default yes)
+        if getattr(p.network, "segment_sums", False) and getattr(p.network, "segment_sums_in_training", True):
             inputs["segment_layout"] = self.layout(batch.receivers, num_atoms)
         with plain_gathers():
             interaction, gradient = self._compiled(species, vectors, batch.receivers, batch.senders, inputs)
