@@ -163,8 +163,9 @@ def test_gather_rows_operator_matches_index_select_with_its_derivatives():
 
 
 @pytest.mark.parametrize("options", [{"attention": "edge", "edge_dim": 4, "num_layers": 1},
-                                     {"attention": "neighbor", "edge_filter": True, "num_layers": 2}],
-                         ids=["edge-tokens", "neighbour-attention"])
+                                     {"attention": "neighbor", "edge_filter": True, "num_layers": 2},
+                                     {"attention": "neighbor", "attention_weights": "silu", "num_layers": 1}],
+                         ids=["edge-tokens", "neighbour-attention", "neighbour-attention-silu"])
 def test_compiled_transformer_matches_eager(options):
     """The transformer reads the per-atom layout that the compiled wrapper builds before each call: edge tokens
     always (whatever the padding: `tests/test_layers.py`), neighbour attention where it pays, its softmax and

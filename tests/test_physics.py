@@ -41,6 +41,9 @@ TRANSFORMER = [pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers"
                                              "environment_lmax": 2, "environment_species": True,
                                              "environment_blocks": True}),
                             id="transformer-environment-species-blocks"),
+               # unnormalised SiLU attention weights (TorchMD-Net style)
+               pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
+                                             "attention_weights": "silu"}), id="transformer-silu"),
                # edge tokens attending within each atom's neighbourhood (EScAIP-style)
                pytest.param(("transformer", {"dim": 16, "heads": 2, "num_layers": 2, "avg_num_neighbors": 12.0,
                                              "attention": "edge", "edge_dim": 8}), id="transformer-edge")]

@@ -5,7 +5,9 @@ Atoms are tokens. Two ways to see geometry (`attention`):
 - "neighbor" (default; molecules and periodic cells): element embedding + a geometric embedding
   of the raw relative vectors to the neighbours; attention runs over the neighbour graph only
   (`NeighborAttention`), each edge's features (an MLP of its direction and a spline radial basis
-  of its length) giving the attention bias and edge values. Cost linear in atoms.
+  of its length) giving the attention bias and edge values. Cost linear in atoms. With
+  `attention_weights="silu"` the weights are unnormalised SiLU(logit)·envelope/n̄ (TorchMD-Net's
+  equivariant transformer), so the sums keep the neighbour count a softmax averages away.
 - "edge" (EScAIP-style, Qu & Krishnapriyan 2024; molecules and periodic cells): the tokens are the
   edges, laid out per atom (`NeighbourSegments`), and the edges of each atom attend to each other and
   to the atom (`EdgeTokenBlock`), so every layer sees angles between an atom's bonds; the atoms are
@@ -119,10 +121,12 @@ class TransformerNetwork(nn.Module):
                  frames: str | None = None, frame_sampling: str = "all", frame_tolerance: float = 0.05,
                  plane_samples: int = 4, geometry_lmax: int = 1, geometry_product: bool = False,
                  edge_filter: bool = False, environment_lmax: int = 0, environment_species: bool = False,
-                 environment_blocks: bool = False, edge_dim: int | None = None):
+                 environment_blocks: bool = False, edge_dim: int | None = None, attention_weights: str = "softmax"):
         super().__init__()
         if attention not in ("neighbor", "edge", "molecule"):
             raise ValueError(f"attention must be 'neighbor', 'edge' or 'molecule', got '{attention}'")
+        if attention_weights != "softmax" and attention != "neighbor":
+            raise ValueError("attention_weights is an option of attention='neighbor'")
         if frame_sampling not in ("all", "random"):
             raise ValueError(f"frame_sampling must be 'all' or 'random', got '{frame_sampling}'")
         self.cutoff, self.avg_num_neighbors, self.embedding_dim = float(cutoff), float(avg_num_neighbors), dim
@@ -151,7 +155,7 @@ class TransformerNetwork(nn.Module):
             geometry_dim = self.edge_dim if attention == "edge" else dim
             self.geometry = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, geometry_dim))
             def attention_layer() -> nn.Module:
-                return NeighborAttention(dim, heads, dim, edge_filter)
+                return NeighborAttention(dim, heads, dim, edge_filter, attention_weights, avg_num_neighbors)
             self.environment_lmax = int(environment_lmax)
             if not 0 <= self.environment_lmax <= 3:
                 raise ValueError(f"environment_lmax must be 0 (off) to 3, got {environment_lmax}")

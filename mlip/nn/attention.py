@@ -23,10 +23,18 @@ class NeighborAttention(nn.Module):
     instead (E = N·degree rows; envelope 0 and `filled` False in the padding; receivers unused), and the
     per-atom softmax and sums are dense reductions over each atom's slots: no scatter to receivers, which
     under torch.compile becomes a loop of atomic adds on a CPU (the same sums, in another order).
+
+    `weights="silu"` (TorchMD-Net's equivariant transformer): unnormalised weights SiLU(logit)·u(r_ij)/n̄
+    (n̄ = `avg_num_neighbors`) and SiLU(self logit) for the atom itself, summed, not averaged: the sum keeps how
+    many neighbours there are (a density), which a softmax average divides out.
     """
 
-    def __init__(self, dim: int, heads: int, edge_dim: int, edge_filter: bool = False):
+    def __init__(self, dim: int, heads: int, edge_dim: int, edge_filter: bool = False, weights: str = "softmax",
+                 avg_num_neighbors: float = 1.0):
         super().__init__()
+        if weights not in ("softmax", "silu"):
+            raise ValueError(f"attention weights must be 'softmax' or 'silu', got '{weights}'")
+        self.normalised, self.avg_num_neighbors = weights == "softmax", float(avg_num_neighbors)
         self.edge_filter = bool(edge_filter)
         if self.edge_filter:  # SchNet-style continuous filter: values v_j ⊙ W_f e_ij (+ W_v e_ij)
             self.edge_gate = nn.Linear(edge_dim, dim)
@@ -50,15 +58,20 @@ class NeighborAttention(nn.Module):
         q_edge, k_edge = gather_rows(q, receivers), gather_rows(k, senders)
         edge_logits = (q_edge * k_edge).sum(-1) * scale + self.edge_bias(edge_features)  # (E, H)
         self_logits = (q * k).sum(-1) * scale  # (N, H)
-        # Softmax is shift invariant: subtract a per-atom maximum (no gradient needed through it).
-        index = receivers.unsqueeze(-1).expand_as(edge_logits)
-        peak = self_logits.detach().scatter_reduce(0, index, edge_logits.detach(), reduce="amax", include_self=True)
-        edge_w = torch.exp(edge_logits - peak.index_select(0, receivers)) * envelope.unsqueeze(-1)
-        self_w = torch.exp(self_logits - peak)
-        norm = self_w.index_add(0, receivers, edge_w)  # (N, H)
+        if self.normalised:
+            # Softmax is shift invariant: subtract a per-atom maximum (no gradient needed through it).
+            index = receivers.unsqueeze(-1).expand_as(edge_logits)
+            peak = self_logits.detach().scatter_reduce(0, index, edge_logits.detach(), reduce="amax", include_self=True)
+            edge_w = torch.exp(edge_logits - peak.index_select(0, receivers)) * envelope.unsqueeze(-1)
+            self_w = torch.exp(self_logits - peak)
+        else:
+            edge_w = nn.functional.silu(edge_logits) * (envelope / self.avg_num_neighbors).unsqueeze(-1)
+            self_w = nn.functional.silu(self_logits)
         edge_v = self._values(gather_rows(v, senders), edge_features)
         mixed = (self_w.unsqueeze(-1) * v).index_add(0, receivers, edge_w.unsqueeze(-1) * edge_v)
-        return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
+        if self.normalised:
+            mixed = mixed / self_w.index_add(0, receivers, edge_w).unsqueeze(-1)  # over {i} ∪ neighbours(i)
+        return self.out(mixed.reshape(n, h * d))
 
     def _values(self, sender_v: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
         """Edge values: the sender's value (filtered with `edge_filter`) + a linear map of the edge features.
@@ -76,16 +89,21 @@ class NeighborAttention(nn.Module):
         n, h, d = q.shape[0], self.heads, self.head_dim
         k_edge = gather_rows(k, senders).view(n, degree, h, d)
         edge_logits = (q.unsqueeze(1) * k_edge).sum(-1) * scale + self.edge_bias(edge_features).view(n, degree, h)
-        empty = ~filled.view(n, degree, 1)
-        edge_logits = edge_logits.masked_fill(empty, float("-inf"))  # padding: weight exactly 0, never inf · 0
         self_logits = (q * k).sum(-1) * scale                                                    # (N, H)
-        peak = torch.maximum(self_logits.detach(), edge_logits.detach().amax(1))
-        edge_w = torch.exp(edge_logits - peak.unsqueeze(1)) * envelope.view(n, degree, 1)       # (N, D, H)
-        self_w = torch.exp(self_logits - peak)
-        norm = self_w + edge_w.sum(1)
+        if self.normalised:
+            empty = ~filled.view(n, degree, 1)
+            edge_logits = edge_logits.masked_fill(empty, float("-inf"))  # padding: weight exactly 0, never inf · 0
+            peak = torch.maximum(self_logits.detach(), edge_logits.detach().amax(1))
+            edge_w = torch.exp(edge_logits - peak.unsqueeze(1)) * envelope.view(n, degree, 1)   # (N, D, H)
+            self_w = torch.exp(self_logits - peak)
+        else:  # padding: envelope 0
+            edge_w = nn.functional.silu(edge_logits) * (envelope / self.avg_num_neighbors).view(n, degree, 1)
+            self_w = nn.functional.silu(self_logits)
         edge_v = self._values(gather_rows(v, senders), edge_features).view(n, degree, h, d)
         mixed = self_w.unsqueeze(-1) * v + (edge_w.unsqueeze(-1) * edge_v).sum(1)
-        return self.out((mixed / norm.unsqueeze(-1)).reshape(n, h * d))
+        if self.normalised:
+            mixed = mixed / (self_w + edge_w.sum(1)).unsqueeze(-1)
+        return self.out(mixed.reshape(n, h * d))
 
 
 class MoleculeAttention(nn.Module):
