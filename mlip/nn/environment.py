@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlip.nn.gather import gather_rows
+
 
 class NeighbourhoodInvariants(nn.Module):
     """Invariants of the densities A_k,lm(i) = (1/n̄) Σ_j R_k(r_ij) c_jk Y_lm(r̂_ij), for 0 ≤ l ≤ L.
@@ -67,5 +69,5 @@ class EnvironmentSublayer(nn.Module):
 
     def forward(self, x: torch.Tensor, radial: torch.Tensor, harmonics: torch.Tensor, receivers: torch.Tensor,
                 senders: torch.Tensor) -> torch.Tensor:
-        weights = self.to_channels(self.norm(x)).index_select(0, senders)
+        weights = gather_rows(self.to_channels(self.norm(x)), senders)  # ATen's scatter in the backward, compiled too
         return x + self.mlp(self.invariants(radial, harmonics, receivers, x.shape[0], weights))
