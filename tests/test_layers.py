@@ -283,6 +283,20 @@ def test_neighbourhood_invariants_are_rotation_invariant_and_angular(lmax, mixin
         TransformerNetwork(2, 5.0, environment_blocks=True)
 
 
+def test_transformer_with_environment_loads_weights_saved_under_the_former_name():
+    """Model files written before the invariants moved to `mlip.nn.environment` name their radial map
+    `environment_radial`; they load into the same network."""
+    from mlip.models.transformer import TransformerNetwork
+
+    torch.manual_seed(0)
+    network = TransformerNetwork(2, 5.0, dim=8, heads=2, num_layers=1, environment_lmax=2)
+    state = network.state_dict()
+    state["environment_radial.weight"] = state.pop("environment_invariants.radial.weight") + 1.0
+    fresh = TransformerNetwork(2, 5.0, dim=8, heads=2, num_layers=1, environment_lmax=2)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.environment_invariants.radial.weight, state["environment_radial.weight"])
+
+
 def test_irrep_dropout_drops_whole_irreps_and_keeps_the_mean():
     from mlip.nn.dropout import IrrepDropout
 

@@ -195,6 +195,13 @@ class TransformerNetwork(nn.Module):
                                         for _ in range(num_layers))
         self.readout = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 1))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # model files written before 2026-12-08 name the invariants' radial map `environment_radial`
+        former = prefix + "environment_radial.weight"
+        if former in state_dict:
+            state_dict[prefix + "environment_invariants.radial.weight"] = state_dict.pop(former)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ----- the backbone on one set of coordinates ----------------------------------------------
     def _tokens(self, species, edge_vectors, receivers, senders, positions, batch, num_graphs,
                 segment_layout=None) -> torch.Tensor:
